@@ -1,0 +1,34 @@
+import { Redis } from 'ioredis'
+import type { Logger } from '../log/index.js'
+
+/**
+ * A Redis connection that fails fast instead of queueing: while Redis is unreachable every
+ * command rejects at once (so the gateway answers 503, fail closed), and the client keeps
+ * reconnecting in the background so service resumes within a second or two of Redis returning.
+ */
+export function createRedisClient(url: string, log: Logger, name = 'gatehouse'): Redis {
+  const client = new Redis(url, {
+    connectionName: name,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 2000,
+    commandTimeout: 2000,
+    lazyConnect: false,
+    retryStrategy: (times) => Math.min(100 * times, 1000),
+  })
+  let wasReady = false
+  client.on('ready', () => {
+    if (wasReady) log.info('redis reconnected')
+    wasReady = true
+  })
+  client.on('error', (err: NodeJS.ErrnoException) => {
+    // ioredis reports every failed reconnect; log the code, never the URL (it may hold a password).
+    log.warn('redis error', { code: err.code ?? err.name })
+  })
+  return client
+}
+
+/** True when the client is connected and ready for commands. */
+export function redisIsReady(client: Redis): boolean {
+  return client.status === 'ready'
+}
