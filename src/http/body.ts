@@ -1,0 +1,51 @@
+import type { IncomingMessage } from 'node:http'
+import { RequestTooLarge, InvalidRequest } from '../errors/index.js'
+
+/**
+ * Reads a request body of at most `maxBytes`, counting bytes as they arrive so an oversize
+ * body is refused (413) whether or not it declared a Content-Length, and is never buffered
+ * whole. Resolves to the raw bytes.
+ */
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const declared = req.headers['content-length']
+  if (declared !== undefined && Number(declared) > maxBytes) {
+    return Promise.reject(tooLarge(maxBytes))
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > maxBytes) {
+        cleanup()
+        // Stop reading; the connection is closed after the 413 is sent.
+        req.pause()
+        reject(tooLarge(maxBytes))
+        return
+      }
+      chunks.push(chunk)
+    }
+    const onEnd = () => {
+      cleanup()
+      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size))
+    }
+    const onError = () => {
+      cleanup()
+      reject(new InvalidRequest('the request body could not be read', { reason: 'body_read_error' }))
+    }
+    const cleanup = () => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onError)
+      req.off('aborted', onError)
+    }
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('error', onError)
+    req.on('aborted', onError)
+  })
+}
+
+function tooLarge(maxBytes: number): RequestTooLarge {
+  return new RequestTooLarge(`request body exceeds the limit of ${maxBytes} bytes`, { reason: 'body_too_large' })
+}

@@ -1,0 +1,91 @@
+import type { Context } from 'hono'
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
+import type { Config } from '../config/index.js'
+import type { GatewayEnv } from '../http/context.js'
+import { readBody } from '../http/body.js'
+import { PermissionDenied } from '../errors/index.js'
+import type { QuotaLimiter } from '../quota/types.js'
+import type { Balancer } from '../upstream/types.js'
+import { sendWithRetries } from '../upstream/proxy.js'
+import type { Tracing } from './tracing.js'
+import { resolveModel, type ModelCatalog } from './models.js'
+import { completionBudget, parseInferenceBody, upstreamBody } from './request-body.js'
+import { clientHeaders, relayJson, relayStream } from './respond.js'
+import type { InferenceRoute } from './routes.js'
+import { affinityKeyFor } from './affinity.js'
+
+export interface InferenceDeps {
+  config: Config
+  catalog: ModelCatalog
+  quota: QuotaLimiter
+  balancer: Balancer
+  tracing: Tracing
+}
+
+/**
+ * The inference endpoints: parse the body once, check the model, reserve quota, forward to
+ * a replica and relay the reply. Settlement, audit and metrics happen in the recorder, which
+ * runs however this ends.
+ */
+export function createInferenceHandler(deps: InferenceDeps, route: InferenceRoute) {
+  const includePrompts = deps.config.audit.includePrompts
+  return async (c: Context<GatewayEnv>) => {
+    const state = c.var.state
+    const entitlements = state.entitlements
+    if (!entitlements || !state.principal) throw new PermissionDenied('not authorized')
+    const raw = await readBody(c.env.incoming, deps.config.maxBodyBytes)
+    const body = parseInferenceBody(raw, route)
+    state.model = body.model
+    const target = resolveModel(deps.catalog, body.model, entitlements)
+    state.upstream = target.upstream
+    if (includePrompts) state.prompt = body.json[route === '/v1/chat/completions' ? 'messages' : route === '/v1/completions' ? 'prompt' : 'input']
+
+    const cap = entitlements.limits.maxTokensPerRequest
+    const reservation = await deps.quota.reserve({
+      requestId: state.requestId,
+      subject: state.principal.subject,
+      limits: entitlements.limits,
+      reservedTokens: body.promptEstimate + completionBudget(body, cap),
+    })
+    state.reservation = reservation
+    state.rateLimitHeaders = reservation.headers
+
+    const upstreamConfig = target.upstreamConfig
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': state.requestId }
+    if (upstreamConfig.apiKey) headers.authorization = `Bearer ${upstreamConfig.apiKey}`
+    const span = deps.tracing.startRequestSpan(route, c.env.incoming.headers.traceparent)
+    if (span.traceparent) headers.traceparent = span.traceparent
+    const controller = new AbortController()
+    const out = c.env.outgoing
+    const onClientGone = () => {
+      if (!out.writableFinished) controller.abort()
+    }
+    out.once('close', onClientGone)
+    try {
+      const call = await sendWithRetries(deps.balancer, {
+        upstream: target.upstream,
+        config: upstreamConfig,
+        path: route,
+        body: upstreamBody(body, target.upstreamModel, cap),
+        headers,
+        signal: controller.signal,
+        affinityKey: affinityKeyFor(state.principal.subject, body),
+      })
+      state.replica = call.replica.id
+      span.setAttributes({ model: body.model, upstream: target.upstream, replica: call.replica.id })
+      const status = call.response.statusCode
+      if (body.stream && status < 300) {
+        await relayStream(call, out, state, target, body, () => controller.abort())
+        span.setAttributes({ status: state.status })
+        return RESPONSE_ALREADY_SENT
+      }
+      const reply = await relayJson(call, state, target, includePrompts)
+      state.status = reply.status
+      span.setAttributes({ status: reply.status })
+      return c.body(reply.text, reply.status as 200, clientHeaders(state, reply.contentType))
+    } finally {
+      out.off('close', onClientGone)
+      span.end()
+    }
+  }
+}

@@ -1,0 +1,151 @@
+import type { ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
+import type { RequestState } from '../http/context.js'
+import { UpstreamError, errorJson } from '../errors/index.js'
+import { SseRelay } from '../upstream/sse.js'
+import { usageFrom } from '../upstream/usage.js'
+import type { UpstreamCall } from '../upstream/proxy.js'
+import type { ModelRoute } from './models.js'
+import type { InferenceBody } from './request-body.js'
+
+/** A replica reply larger than this is refused rather than buffered (non-streaming only). */
+export const MAX_UPSTREAM_BODY = 32 * 1024 * 1024
+
+/** Response headers the gateway builds itself (never the replica's immutable Headers). */
+export function clientHeaders(state: RequestState, contentType: string): Record<string, string> {
+  const headers: Record<string, string> = { 'content-type': contentType, 'x-request-id': state.requestId }
+  const rl = state.rateLimitHeaders
+  if (rl) for (const k in rl) headers[k] = rl[k]
+  return headers
+}
+
+/** Reads a non-streaming reply, bounded. */
+export function readReply(body: Readable, limit = MAX_UPSTREAM_BODY): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    body.on('data', (c: Buffer) => {
+      size += c.length
+      if (size > limit) {
+        body.destroy()
+        reject(new UpstreamError('the replica sent a reply larger than the gateway accepts', { reason: 'reply_too_large' }))
+        return
+      }
+      chunks.push(c)
+    })
+    body.on('end', () => resolve(chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8')))
+    body.on('error', (err) => reject(err))
+  })
+}
+
+/**
+ * A non-streaming reply: read it, note its usage, rewrite the model name, and return the
+ * text to send. Replica 5xx become our 502; 4xx (e.g. context too long) pass through.
+ */
+export async function relayJson(
+  call: UpstreamCall,
+  state: RequestState,
+  route: ModelRoute,
+  wantCompletion: boolean,
+): Promise<{ status: number; text: string; contentType: string }> {
+  const status = call.response.statusCode
+  let text: string
+  try {
+    text = await readReply(call.response.body)
+  } catch (err) {
+    call.done('dropped')
+    if (err instanceof UpstreamError) throw err
+    throw new UpstreamError('the replica failed while answering', { reason: 'dropped' })
+  }
+  call.done(null)
+  if (status >= 500) throw new UpstreamError(`the replica failed (status ${status})`, { reason: `status_${status}` })
+  const contentType = String(call.response.headers['content-type'] ?? 'application/json')
+  if (status < 300) {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      throw new UpstreamError('the replica sent a reply that is not valid JSON', { reason: 'invalid_reply' })
+    }
+    const usage = usageFrom(parsed)
+    if (usage) {
+      state.promptTokens = usage.promptTokens
+      state.completionTokens = usage.completionTokens
+      state.usageSource = 'upstream'
+    }
+    if (wantCompletion) state.completion = parsed
+  }
+  return { status, text: route.rewrite ? route.rewrite(text) : text, contentType }
+}
+
+/**
+ * A streaming reply, written to the client event by event as it arrives. Resolves when the
+ * stream is over: complete, cut by the replica (the client gets an error event), or left by
+ * the client (the replica's request is aborted through `abort`).
+ */
+export function relayStream(
+  call: UpstreamCall,
+  out: ServerResponse,
+  state: RequestState,
+  route: ModelRoute,
+  body: InferenceBody,
+  abort: () => void,
+): Promise<void> {
+  const upstream = call.response.body
+  const mode = body.route === '/v1/responses' ? 'responses' : 'chat'
+  const relay = new SseRelay(route.rewrite, !body.clientWantsStreamUsage, mode)
+  const headers = clientHeaders(state, 'text/event-stream; charset=utf-8')
+  headers['cache-control'] = 'no-cache'
+  out.writeHead(call.response.statusCode, headers)
+  state.status = call.response.statusCode
+  out.flushHeaders()
+  return new Promise((resolve) => {
+    let finished = false
+    const finish = (error: string | null) => {
+      if (finished) return
+      finished = true
+      call.done(error)
+      if (relay.usage) {
+        state.promptTokens = relay.usage.promptTokens
+        state.completionTokens = relay.usage.completionTokens
+        state.usageSource = 'upstream'
+      } else {
+        // Ended early: what was streamed still counts (an aborted stream is never free).
+        state.promptTokens = body.promptEstimate
+        state.completionTokens = relay.contentEvents
+        state.usageSource = 'estimated'
+      }
+      if (error) state.reason = error
+      resolve()
+    }
+    const send = (data: Buffer | string | null) => {
+      if (data === null) return
+      if (state.ttftMs === null) state.ttftMs = performance.now() - state.startedAt
+      if (!out.write(data)) {
+        upstream.pause()
+        out.once('drain', () => upstream.resume())
+      }
+    }
+    upstream.on('data', (chunk: Buffer) => send(relay.push(chunk)))
+    upstream.on('end', () => {
+      send(relay.finish())
+      out.end()
+      finish(null)
+    })
+    upstream.on('error', () => {
+      if (finished) return
+      if (!out.destroyed) {
+        send(relay.finish())
+        const err = new UpstreamError('the replica stopped in the middle of the stream', { reason: 'dropped' })
+        out.end(`data: ${errorJson(err)}\n\n`)
+      }
+      finish(out.destroyed ? 'client_gone' : 'dropped')
+    })
+    out.on('close', () => {
+      if (finished) return
+      abort()
+      upstream.destroy()
+      finish('client_gone')
+    })
+  })
+}
