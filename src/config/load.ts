@@ -85,8 +85,11 @@ export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process
   try {
     doc = parseYaml(text, { prettyErrors: true })
   } catch (err) {
-    const line = (err as { linePos?: { line: number }[] }).linePos?.[0]?.line
-    throw new ConfigError([`${file}${line ? `:${line}` : ''}: not valid YAML`])
+    // The parser's code (e.g. BAD_INDENT), not its message: the message quotes the line,
+    // which may hold a secret.
+    const e = err as { linePos?: { line: number }[]; code?: string }
+    const line = e.linePos?.[0]?.line
+    throw new ConfigError([`${file}${line ? `:${line}` : ''}: not valid YAML${e.code ? ` (${e.code})` : ''}`])
   }
   return parseConfig(doc, env)
 }
