@@ -17,6 +17,15 @@ export interface Reservation {
   readonly reservedTokens: number
   /** `x-ratelimit-*` headers for the limits that apply (empty when none do). */
   readonly headers: Readonly<Record<string, string>>
+  /**
+   * The fixed windows the tokens were reserved in (UTC minute and UTC day numbers since the
+   * epoch), so settlement corrects the right windows even after one has rolled over.
+   * Absent when the store was not consulted (a subject without limits).
+   */
+  readonly minuteWindow?: number
+  readonly dayWindow?: number
+  /** The concurrency lease held until settlement; absent when maxConcurrent does not apply. */
+  readonly leaseId?: string
 }
 
 export interface UsageReport {

@@ -1,0 +1,36 @@
+import type { ChainableCommander, Redis } from 'ioredis'
+import { PEEK_LUA, RENEW_LUA, RESERVE_LUA, SETTLE_LUA } from './scripts.js'
+
+// ioredis `defineCommand` sends EVALSHA, falls back to EVAL on NOSCRIPT, and sends the full
+// script once on every new connection, so scripts are back after a Redis restart by
+// themselves. These types describe the commands it adds to the client and its pipelines.
+
+type Arg = string | number
+
+export interface QuotaCommands {
+  ghQuotaReserve(windows: string, leases: string, ...argv: Arg[]): Promise<number[]>
+  ghQuotaPeek(windows: string, leases: string, countLeases: Arg): Promise<number[]>
+}
+
+export interface QuotaPipeline {
+  ghQuotaSettle(windows: string, leases: string, ...argv: Arg[]): QuotaPipeline
+  ghQuotaRenew(leases: string, leaseId: string, ttlMs: number): QuotaPipeline
+  hincrby(key: string, field: string, by: number): QuotaPipeline
+  sadd(key: string, member: string): QuotaPipeline
+  exec(): Promise<[error: Error | null, result: unknown][] | null>
+}
+
+/** Adds the quota scripts to `redis` (idempotent) and returns it with their types. */
+export function defineQuotaCommands(redis: Redis): Redis & QuotaCommands {
+  redis.defineCommand('ghQuotaReserve', { numberOfKeys: 2, lua: RESERVE_LUA })
+  redis.defineCommand('ghQuotaPeek', { numberOfKeys: 2, lua: PEEK_LUA, readOnly: true })
+  redis.defineCommand('ghQuotaSettle', { numberOfKeys: 2, lua: SETTLE_LUA })
+  redis.defineCommand('ghQuotaRenew', { numberOfKeys: 1, lua: RENEW_LUA })
+  return redis as Redis & QuotaCommands
+}
+
+/** A pipeline that knows the quota scripts (create it after defineQuotaCommands). */
+export function quotaPipeline(redis: Redis): QuotaPipeline {
+  const p: ChainableCommander = redis.pipeline()
+  return p as unknown as QuotaPipeline
+}

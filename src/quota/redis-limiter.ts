@@ -1,0 +1,248 @@
+import { randomBytes } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import type { Limits } from '../config/index.js'
+import type { Logger } from '../log/index.js'
+import { NO_HEADERS, hasQuota, quotaExceeded, rateLimitHeaders, storeUnavailable } from './headers.js'
+import { defineQuotaCommands, quotaPipeline, type QuotaCommands, type QuotaPipeline } from './redis-commands.js'
+import type { QuotaLimiter, Reservation, ReserveInput, UsageFilter, UsageReport, UsageRow } from './types.js'
+import { dayInRange, rowsFromHash, sortUsage, usageFields, type UsageFields } from './usage.js'
+import { DAY_MS, MINUTE_MS, S_FLAGS, S_NOW, tokenCount, utcDay } from './windows.js'
+
+export interface RedisQuotaOptions {
+  /** How long a lease outlives its last renewal (default 30 s); renewed every third of it. */
+  leaseTtlMs?: number
+  /** Waits between settlement attempts after a store error (default 0.2, 0.5, 1, 2 s). */
+  settleRetryDelaysMs?: readonly number[]
+}
+
+interface SubjectKeys {
+  windows: string
+  leases: string
+  usage: Map<string, UsageFields>
+}
+
+type SettleOp = (p: QuotaPipeline) => void
+
+// Subjects and models are bounded in practice (people, keys, configured models); the caches
+// are dropped wholesale past these sizes rather than tracked per entry on the hot path.
+const MAX_CACHED_SUBJECTS = 50_000
+const MAX_CACHED_MODELS = 1_000
+
+/**
+ * Quotas shared exactly by every gateway replica on one Redis: reserve is one Lua script in one
+ * round trip, settle one pipeline (script + usage counters). Fails closed: while Redis cannot
+ * answer, reserve throws ServiceUnavailable.
+ */
+export class RedisQuotaLimiter implements QuotaLimiter {
+  private readonly client: Redis & QuotaCommands
+  private readonly keys = new Map<string, SubjectKeys>()
+  /** In-flight leases of this process: lease id → lease zset key. */
+  private readonly leases = new Map<string, string>()
+  private readonly leasePrefix = `${randomBytes(6).toString('hex')}:`
+  private leaseSeq = 0
+  private readonly leaseTtlMs: number
+  private readonly retryDelays: readonly number[]
+  private readonly renewTimer: NodeJS.Timeout
+  private readonly daysKey: string
+  private closed = false
+
+  constructor(
+    redis: Redis,
+    private readonly prefix: string,
+    private readonly log: Logger,
+    opts: RedisQuotaOptions = {},
+  ) {
+    this.client = defineQuotaCommands(redis)
+    this.leaseTtlMs = opts.leaseTtlMs ?? 30_000
+    this.retryDelays = opts.settleRetryDelaysMs ?? [200, 500, 1000, 2000]
+    this.daysKey = `${prefix}u:days`
+    // One timer and one pipelined call renew every lease this process holds.
+    this.renewTimer = setInterval(() => void this.renewLeases(), Math.max(10, Math.floor(this.leaseTtlMs / 3)))
+    this.renewTimer.unref()
+  }
+
+  async reserve(input: ReserveInput): Promise<Reservation> {
+    const { requestId, subject, limits } = input
+    const tokens = tokenCount(input.reservedTokens)
+    if (!this.isReady()) throw storeUnavailable()
+    // No limit to check: nothing to ask the store now; usage is still recorded at settle.
+    if (!hasQuota(limits)) return { requestId, subject, limits, reservedTokens: tokens, headers: NO_HEADERS }
+    const k = this.keysFor(subject)
+    const maxc = limits.maxConcurrent ?? 0
+    const leaseId = maxc > 0 ? this.leasePrefix + (++this.leaseSeq).toString(36) : ''
+    let state: number[]
+    try {
+      state = await this.client.ghQuotaReserve(
+        k.windows,
+        k.leases,
+        limits.requestsPerMinute ?? 0,
+        limits.tokensPerMinute ?? 0,
+        limits.tokensPerDay ?? 0,
+        maxc,
+        tokens,
+        leaseId,
+        this.leaseTtlMs,
+      )
+    } catch {
+      throw storeUnavailable()
+    }
+    if (state[S_FLAGS] !== 0) throw quotaExceeded(limits, state[S_FLAGS], state, tokens)
+    if (maxc > 0) this.leases.set(leaseId, k.leases)
+    const now = state[S_NOW]
+    return {
+      requestId,
+      subject,
+      limits,
+      reservedTokens: tokens,
+      headers: rateLimitHeaders(limits, state),
+      minuteWindow: Math.floor(now / MINUTE_MS),
+      dayWindow: Math.floor(now / DAY_MS),
+      leaseId: maxc > 0 ? leaseId : undefined,
+    }
+  }
+
+  /** Never rejects: a settlement the store refused after every retry is logged at error. */
+  async settle(resv: Reservation, usage: UsageReport): Promise<void> {
+    if (resv.leaseId !== undefined) this.leases.delete(resv.leaseId)
+    const prompt = tokenCount(usage.promptTokens)
+    const completion = tokenCount(usage.completionTokens)
+    const delta = prompt + completion - resv.reservedTokens
+    const k = this.keysFor(resv.subject)
+    const ops: SettleOp[] = []
+    if (resv.minuteWindow !== undefined && (delta !== 0 || resv.leaseId !== undefined)) {
+      const argv = [resv.minuteWindow, resv.dayWindow ?? -1, delta, resv.leaseId ?? '']
+      ops.push((p) => p.ghQuotaSettle(k.windows, k.leases, ...argv))
+    }
+    const day = utcDay(Math.floor(Date.now() / DAY_MS))
+    const dayKey = `${this.prefix}u:${day}`
+    const [fReq, fPrompt, fCompletion] = this.usageFieldsFor(k, resv.subject, usage.model)
+    ops.push((p) => p.hincrby(dayKey, fReq, 1))
+    if (prompt > 0) ops.push((p) => p.hincrby(dayKey, fPrompt, prompt))
+    if (completion > 0) ops.push((p) => p.hincrby(dayKey, fCompletion, completion))
+    ops.push((p) => p.sadd(this.daysKey, day))
+    await this.runSettle(ops, resv, usage)
+  }
+
+  async peekHeaders(subject: string, limits: Limits): Promise<Record<string, string>> {
+    if (!hasQuota(limits)) return {}
+    if (!this.isReady()) throw storeUnavailable()
+    const k = this.keysFor(subject)
+    try {
+      const state = await this.client.ghQuotaPeek(k.windows, k.leases, limits.maxConcurrent ? 1 : 0)
+      return rateLimitHeaders(limits, state)
+    } catch {
+      throw storeUnavailable()
+    }
+  }
+
+  async queryUsage(filter: UsageFilter): Promise<UsageRow[]> {
+    if (!this.isReady()) throw storeUnavailable()
+    try {
+      const days = (await this.client.smembers(this.daysKey)).filter((d) => dayInRange(d, filter)).sort()
+      if (days.length === 0) return []
+      const p = this.client.pipeline()
+      for (const day of days) p.hgetall(`${this.prefix}u:${day}`)
+      const results = (await p.exec()) ?? []
+      const rows: UsageRow[] = []
+      results.forEach(([err, hash], i) => {
+        if (err) throw err
+        rows.push(...rowsFromHash(days[i], hash as Record<string, string>, filter))
+      })
+      return sortUsage(rows)
+    } catch {
+      throw storeUnavailable()
+    }
+  }
+
+  isReady(): boolean {
+    return !this.closed && this.client.status === 'ready'
+  }
+
+  /** Stops renewing leases; the Redis client belongs to the caller and stays open. */
+  async close(): Promise<void> {
+    this.closed = true
+    clearInterval(this.renewTimer)
+  }
+
+  private keysFor(subject: string): SubjectKeys {
+    let k = this.keys.get(subject)
+    if (k === undefined) {
+      if (this.keys.size >= MAX_CACHED_SUBJECTS) this.keys.clear()
+      // The braces make the subject the hash tag: one cluster slot for all its keys.
+      const base = `${this.prefix}q:{${subject}}:`
+      k = { windows: `${base}w`, leases: `${base}c`, usage: new Map() }
+      this.keys.set(subject, k)
+    }
+    return k
+  }
+
+  private usageFieldsFor(k: SubjectKeys, subject: string, model: string): UsageFields {
+    let f = k.usage.get(model)
+    if (f === undefined) {
+      if (k.usage.size >= MAX_CACHED_MODELS) k.usage.clear()
+      f = usageFields(subject, model)
+      k.usage.set(model, f)
+    }
+    return f
+  }
+
+  /**
+   * Sends the ops in one pipeline and retries only the ones that failed, so a retry does not
+   * count the commands that already succeeded a second time.
+   */
+  private async runSettle(ops: SettleOp[], resv: Reservation, usage: UsageReport): Promise<void> {
+    let pending = ops
+    let lastError = 'store not ready'
+    for (let attempt = 0; ; attempt++) {
+      const failed: SettleOp[] = []
+      if (this.client.status !== 'ready') {
+        failed.push(...pending)
+      } else {
+        const p = quotaPipeline(this.client)
+        for (const op of pending) op(p)
+        try {
+          const results = await p.exec()
+          if (results === null) failed.push(...pending)
+          else
+            results.forEach(([err], i) => {
+              if (err) {
+                failed.push(pending[i])
+                lastError = err.message
+              }
+            })
+        } catch (err) {
+          failed.push(...pending)
+          lastError = err instanceof Error ? err.message : String(err)
+        }
+      }
+      if (failed.length === 0) return
+      if (attempt >= this.retryDelays.length) {
+        this.log.error('quota settlement failed; usage and token counters are short by this request', {
+          requestId: resv.requestId,
+          subject: resv.subject,
+          model: usage.model,
+          promptTokens: usage.promptTokens,
+          completionTokens: usage.completionTokens,
+          reservedTokens: resv.reservedTokens,
+          error: lastError,
+        })
+        return
+      }
+      await new Promise((r) => setTimeout(r, this.retryDelays[attempt]))
+      pending = failed
+    }
+  }
+
+  private async renewLeases(): Promise<void> {
+    if (this.leases.size === 0 || this.client.status !== 'ready') return
+    const p = quotaPipeline(this.client)
+    for (const [leaseId, key] of this.leases) p.ghQuotaRenew(key, leaseId, this.leaseTtlMs)
+    try {
+      const results = (await p.exec()) ?? []
+      const failed = results.filter(([err]) => err !== null).length
+      if (failed > 0) this.log.warn('quota lease renewal failed', { failed })
+    } catch (err) {
+      this.log.warn('quota lease renewal failed', { error: err instanceof Error ? err.message : String(err) })
+    }
+  }
+}
