@@ -1,5 +1,6 @@
 import { parseArgs, flagString } from './args.js'
 import { loadConfig, ConfigError } from '../config/index.js'
+import { runSimCli } from '../sim/index.js'
 
 const USAGE = `usage: gatehouse <command> [options]
 
@@ -16,6 +17,12 @@ export async function main(argv: string[]): Promise<number | void> {
   switch (command) {
     case 'check-config':
       return checkConfig(rest)
+    case 'sim':
+      return runSimCli(rest)
+    case 'audit':
+      return (await import('./audit.js')).runAuditCli(rest)
+    case 'keys':
+      return (await import('./keys.js')).runKeysCli(rest)
     case undefined:
     case '--help':
     case '-h':

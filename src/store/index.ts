@@ -1,2 +1,6 @@
 export { createRedisClient, redisIsReady } from './redis-client.js'
 export { writeFileAtomic } from './atomic-file.js'
+export { createKeyStore } from './keys-store.js'
+export { createEmbeddedKeyStore, type EmbeddedKeyStoreOptions } from './keys-embedded.js'
+export { createRedisKeyStore, type RedisKeyStoreOptions } from './keys-redis.js'
+export { KEY_ID_PATTERN, type ApiKeyRecord, type NewApiKey, type KeyStore, type RotateResult } from './keys-types.js'
