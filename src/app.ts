@@ -13,7 +13,7 @@ import { createErrorHandler } from './http/errors.js'
 import { createInferenceHandler } from './inference/handler.js'
 import { createRecorder, type RequestMetrics } from './inference/recorder.js'
 import { buildModelCatalog, modelObject, resolveModel } from './inference/models.js'
-import type { Tracing } from './inference/tracing.js'
+import type { Telemetry } from './telemetry/index.js'
 import type { InferenceRoute } from './inference/routes.js'
 
 /** Everything the app needs, created by main.ts (or a test) and passed in: no singletons. */
@@ -26,7 +26,7 @@ export interface AppDeps {
   balancer: Balancer
   audit: AuditSink
   metrics: RequestMetrics
-  tracing: Tracing
+  tracing: Telemetry
   /** The admin API, mounted at /admin. */
   admin?: Hono<GatewayEnv>
 }

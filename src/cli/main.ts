@@ -9,12 +9,18 @@ const USAGE = `usage: gatehouse <command> [options]
   check-config FILE              validate a config file (exit 0 valid, 2 invalid)
   sim --port P --kind vllm|ollama [...]   one simulated replica (gatehouse sim --help)
   demo                           simulators + gateway with a ready API key, until Ctrl-C
+  keys create|list|revoke|rotate  manage API keys over the admin API (gatehouse keys --help)
+  audit verify FILE              check the audit trail's hash chain; names the first bad line
 `
 
 /** Entry point of `gatehouse`; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number | void> {
   const [command, ...rest] = argv
   switch (command) {
+    case 'serve':
+      return (await import('./serve.js')).runServe(rest)
+    case 'demo':
+      return (await import('./demo.js')).runDemo()
     case 'check-config':
       return checkConfig(rest)
     case 'sim':

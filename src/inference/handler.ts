@@ -7,7 +7,7 @@ import { PermissionDenied } from '../errors/index.js'
 import type { QuotaLimiter } from '../quota/types.js'
 import type { Balancer } from '../upstream/types.js'
 import { sendWithRetries } from '../upstream/proxy.js'
-import type { Tracing } from './tracing.js'
+import type { Telemetry } from '../telemetry/index.js'
 import { resolveModel, type ModelCatalog } from './models.js'
 import { completionBudget, parseInferenceBody, upstreamBody } from './request-body.js'
 import { clientHeaders, relayJson, relayStream } from './respond.js'
@@ -19,7 +19,7 @@ export interface InferenceDeps {
   catalog: ModelCatalog
   quota: QuotaLimiter
   balancer: Balancer
-  tracing: Tracing
+  tracing: Telemetry
 }
 
 /**
@@ -53,7 +53,8 @@ export function createInferenceHandler(deps: InferenceDeps, route: InferenceRout
     const upstreamConfig = target.upstreamConfig
     const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': state.requestId }
     if (upstreamConfig.apiKey) headers.authorization = `Bearer ${upstreamConfig.apiKey}`
-    const span = deps.tracing.startRequestSpan(route, c.env.incoming.headers.traceparent)
+    const incomingTrace = c.env.incoming.headers.traceparent
+    const span = deps.tracing.startRequestSpan(route, typeof incomingTrace === 'string' ? incomingTrace : null)
     if (span.traceparent) headers.traceparent = span.traceparent
     const controller = new AbortController()
     const out = c.env.outgoing

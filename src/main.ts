@@ -1,0 +1,143 @@
+import type { AddressInfo } from 'node:net'
+import { serve, type ServerType } from '@hono/node-server'
+import type { Config } from './config/index.js'
+import { createLogger, type Logger } from './log/index.js'
+import { createRedisClient } from './store/index.js'
+import { createKeyStore, createAuthenticator, resolveEntitlements } from './auth/index.js'
+import { createAdminRoutes } from './admin/index.js'
+import { createQuotaLimiter } from './quota/index.js'
+import { createBalancer } from './upstream/index.js'
+import { createAuditSink } from './audit/index.js'
+import { createMetrics, startMetricsServer } from './metrics/index.js'
+import { initTelemetry } from './telemetry/index.js'
+import { buildApp } from './app.js'
+import type { AuditEvent } from './audit/types.js'
+import type { GatewayEnv } from './http/context.js'
+
+/** A running gateway: its addresses and a graceful stop. */
+export interface RunningGateway {
+  url: string
+  port: number
+  metricsPort: number
+  /** Stop accepting, let requests in flight finish (up to `graceMs`), flush the audit trail. */
+  close(graceMs?: number): Promise<void>
+  /** Reopen the audit file after logrotate moved it (SIGHUP). */
+  reopenAudit(): Promise<void>
+}
+
+/** Creates every part (store, auth, quotas, balancer, audit, metrics) and starts listening. */
+export async function startGateway(config: Config, log: Logger = createLogger()): Promise<RunningGateway> {
+  const telemetry = initTelemetry(process.env)
+  const redis = config.store.redis ? createRedisClient(config.store.redis, log) : null
+  const keyStore = createKeyStore(config, redis, log)
+  const authenticator = createAuthenticator({ config, keyStore, log })
+  const quota = createQuotaLimiter({ config, redis, log })
+  const balancer = createBalancer({ config, log })
+  const metrics = createMetrics({
+    snapshotUpstreams: () => balancer.snapshot(),
+    models: Object.keys(config.models),
+    roles: Object.keys(config.roles),
+  })
+  const audit = createAuditSink(config.audit, { log, onWriteError: (n?: number) => metrics.auditWriteError(n) })
+  const writeAdminAudit = (e: Partial<AuditEvent> & { action: string; target: string | null; status: number }) =>
+    audit.write(adminAuditEvent(e))
+  const admin = createAdminRoutes<GatewayEnv>({
+    config,
+    authenticator,
+    keyStore,
+    audit: writeAdminAudit,
+    usage: (filter) => quota.queryUsage(filter),
+    upstreams: () => balancer.snapshot(),
+  })
+  const app = buildApp({
+    config,
+    log,
+    authenticator,
+    resolveEntitlements: (p) => resolveEntitlements(config, p),
+    quota,
+    balancer,
+    audit,
+    metrics,
+    tracing: telemetry,
+    admin,
+  })
+
+  const server = await listen(app.fetch, config.listen.host, config.listen.port)
+  // Longer than common load balancers' idle timeouts, so they close first (no reset races).
+  server.keepAliveTimeout = 75_000
+  server.headersTimeout = 30_000
+  server.requestTimeout = 0 // streams may last minutes; idle limits live in the upstream timeouts
+  const metricsServer = await startMetricsServer(config.metrics, metrics)
+  const port = (server.address() as AddressInfo).port
+  log.info('gatehouse listening', { url: `http://${config.listen.host}:${port}`, metricsPort: metricsServer.port })
+
+  let closing: Promise<void> | null = null
+  return {
+    url: `http://${config.listen.host}:${port}`,
+    port,
+    metricsPort: metricsServer.port,
+    reopenAudit: () => audit.reopen(),
+    close: (graceMs = 30_000) =>
+      (closing ??= (async () => {
+        await closeServer(server, graceMs)
+        await metricsServer.close()
+        await balancer.close()
+        await authenticator.close()
+        await quota.close()
+        await keyStore.close()
+        await audit.close()
+        await telemetry.shutdown()
+        if (redis) redis.disconnect()
+      })()),
+  }
+}
+
+function listen(fetch: Parameters<typeof serve>[0]['fetch'], hostname: string, port: number): Promise<ServerType & import('node:http').Server> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch, hostname, port }, () => resolve(server as ServerType & import('node:http').Server))
+    server.once('error', reject)
+  })
+}
+
+/** Stops accepting connections and waits for requests in flight, up to `graceMs`. */
+function closeServer(server: import('node:http').Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.closeAllConnections()
+      resolve()
+    }, graceMs)
+    timer.unref()
+    server.close(() => {
+      clearTimeout(timer)
+      resolve()
+    })
+    server.closeIdleConnections()
+  })
+}
+
+function adminAuditEvent(e: Partial<AuditEvent> & { action: string; target: string | null; status: number }): AuditEvent {
+  return {
+    ts: new Date().toISOString(),
+    type: 'admin',
+    requestId: e.requestId ?? '',
+    subject: e.subject ?? null,
+    authMethod: e.authMethod ?? 'none',
+    keyId: e.keyId ?? null,
+    roles: e.roles ?? null,
+    route: e.route ?? '/admin',
+    model: null,
+    upstream: null,
+    replica: null,
+    status: e.status,
+    promptTokens: null,
+    completionTokens: null,
+    usageSource: null,
+    durationMs: e.durationMs ?? 0,
+    ttftMs: null,
+    clientIp: e.clientIp ?? null,
+    userAgent: e.userAgent ?? null,
+    reason: e.reason ?? null,
+    action: e.action,
+    target: e.target,
+  }
+}
