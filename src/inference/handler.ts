@@ -71,12 +71,14 @@ export function createInferenceHandler(deps: InferenceDeps, route: InferenceRout
         headers,
         signal: controller.signal,
         affinityKey: affinityKeyFor(state.principal.subject, body),
+        // Streams time their events themselves (first event, then idle gaps).
+        bodyTimeout: body.stream ? 0 : upstreamConfig.timeouts.idleMs,
       })
       state.replica = call.replica.id
       span.setAttributes({ model: body.model, upstream: target.upstream, replica: call.replica.id })
       const status = call.response.statusCode
       if (body.stream && status < 300) {
-        await relayStream(call, out, state, target, body, () => controller.abort())
+        await relayStream(call, out, state, target, body, upstreamConfig.timeouts, () => controller.abort())
         span.setAttributes({ status: state.status })
         return RESPONSE_ALREADY_SENT
       }

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { RequestState } from '../http/context.js'
-import { UpstreamError, errorJson } from '../errors/index.js'
+import { UpstreamError, UpstreamTimeout, errorJson } from '../errors/index.js'
 import { SseRelay } from '../upstream/sse.js'
 import { usageFrom } from '../upstream/usage.js'
 import type { UpstreamCall } from '../upstream/proxy.js'
@@ -79,9 +79,11 @@ export async function relayJson(
 }
 
 /**
- * A streaming reply, written to the client event by event as it arrives. Resolves when the
- * stream is over: complete, cut by the replica (the client gets an error event), or left by
- * the client (the replica's request is aborted through `abort`).
+ * A streaming reply, written to the client event by event as it arrives. The client's
+ * headers wait for the first event (vLLM sends its own at once, even while the request is
+ * still queued), so a replica that never starts still gets a clean 504 or 502. Resolves when
+ * the stream is over: complete, cut by the replica (the client gets an error event), or left
+ * by the client (the replica's request is aborted through `abort`).
  */
 export function relayStream(
   call: UpstreamCall,
@@ -89,21 +91,20 @@ export function relayStream(
   state: RequestState,
   route: ModelRoute,
   body: InferenceBody,
+  timeouts: { firstByteMs: number; idleMs: number },
   abort: () => void,
 ): Promise<void> {
   const upstream = call.response.body
   const mode = body.route === '/v1/responses' ? 'responses' : 'chat'
   const relay = new SseRelay(route.rewrite, !body.clientWantsStreamUsage, mode)
-  const headers = clientHeaders(state, 'text/event-stream; charset=utf-8')
-  headers['cache-control'] = 'no-cache'
-  out.writeHead(call.response.statusCode, headers)
-  state.status = call.response.statusCode
-  out.flushHeaders()
-  return new Promise((resolve) => {
+  const status = call.response.statusCode
+  return new Promise((resolve, reject) => {
+    let started = false
     let finished = false
     const finish = (error: string | null) => {
       if (finished) return
       finished = true
+      clearTimeout(timer)
       call.done(error)
       if (relay.usage) {
         state.promptTokens = relay.usage.promptTokens
@@ -116,36 +117,84 @@ export function relayStream(
         state.usageSource = 'estimated'
       }
       if (error) state.reason = error
+    }
+    const start = () => {
+      started = true
+      const headers = clientHeaders(state, 'text/event-stream; charset=utf-8')
+      headers['cache-control'] = 'no-cache'
+      out.writeHead(status, headers)
+      state.status = status
+    }
+    // The first event must come within firstByteMs; after it, no silence longer than idleMs.
+    const onTimeout = () => {
+      if (finished) return
+      abort()
+      upstream.destroy()
+      const reason = receivedAny ? 'idle_timeout' : 'first_byte_timeout'
+      const err = new UpstreamTimeout(
+        receivedAny ? `the replica stalled for ${timeouts.idleMs} ms` : `the replica sent nothing within ${timeouts.firstByteMs} ms`,
+        { reason },
+      )
+      finish(reason)
+      if (!started) return reject(err)
+      out.end(`data: ${errorJson(err)}\n\n`)
       resolve()
     }
+    let receivedAny = false
+    let timer = setTimeout(onTimeout, timeouts.firstByteMs)
     const send = (data: Buffer | string | null) => {
       if (data === null) return
-      if (state.ttftMs === null) state.ttftMs = performance.now() - state.startedAt
+      if (!started) {
+        start()
+        state.ttftMs = performance.now() - state.startedAt
+      }
       if (!out.write(data)) {
         upstream.pause()
         out.once('drain', () => upstream.resume())
       }
     }
-    upstream.on('data', (chunk: Buffer) => send(relay.push(chunk)))
+    upstream.on('data', (chunk: Buffer) => {
+      if (receivedAny) {
+        timer.refresh()
+      } else {
+        receivedAny = true
+        clearTimeout(timer)
+        timer = setTimeout(onTimeout, timeouts.idleMs)
+      }
+      send(relay.push(chunk))
+    })
     upstream.on('end', () => {
+      if (finished) return
       send(relay.finish())
+      if (!started) start()
       out.end()
       finish(null)
+      resolve()
     })
     upstream.on('error', () => {
       if (finished) return
-      if (!out.destroyed) {
-        send(relay.finish())
-        const err = new UpstreamError('the replica stopped in the middle of the stream', { reason: 'dropped' })
-        out.end(`data: ${errorJson(err)}\n\n`)
+      if (out.destroyed) {
+        finish('client_gone')
+        resolve()
+        return
       }
-      finish(out.destroyed ? 'client_gone' : 'dropped')
+      if (!started) {
+        finish('dropped')
+        reject(new UpstreamError('the replica failed before sending anything', { reason: 'dropped' }))
+        return
+      }
+      send(relay.finish())
+      const err = new UpstreamError('the replica stopped in the middle of the stream', { reason: 'dropped' })
+      out.end(`data: ${errorJson(err)}\n\n`)
+      finish('dropped')
+      resolve()
     })
     out.on('close', () => {
       if (finished) return
       abort()
       upstream.destroy()
       finish('client_gone')
+      resolve()
     })
   })
 }

@@ -18,6 +18,8 @@ export interface SendRequest {
   headers: Record<string, string>
   signal: AbortSignal
   affinityKey?: string
+  /** Longest silence while reading the body; 0 turns undici's own timer off. */
+  bodyTimeout: number
 }
 
 /** The client went away before the replica answered; nothing is sent to anyone. */
@@ -63,7 +65,7 @@ export async function sendWithRetries(balancer: Balancer, req: SendRequest): Pro
         body: req.body,
         signal: req.signal,
         headersTimeout: timeouts.firstByteMs,
-        bodyTimeout: timeouts.idleMs,
+        bodyTimeout: req.bodyTimeout,
       })
     } catch (err) {
       const code = req.signal.aborted ? 'client_gone' : errorCode(err)

@@ -14,7 +14,12 @@ export interface Child {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>
 }
 
-export function startChild(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
+/** Starts a process; `pin` (a CPU list such as "1") runs it under `taskset -c` (benchmarks). */
+export function startChild(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, pin?: string): Child {
+  if (pin) {
+    args = ['-c', pin, cmd, ...args]
+    cmd = 'taskset'
+  }
   const proc = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()))
@@ -37,10 +42,13 @@ export function startChild(cmd: string, args: string[], env: NodeJS.ProcessEnv =
 }
 
 /** Polls `url` until it answers (any status below 500 unless `okOnly`), or throws after `ms`. */
-export async function waitForHttp(url: string, ms = 10000, okOnly = false): Promise<void> {
+export async function waitForHttp(url: string, ms = 10000, okOnly = false, child?: Child): Promise<void> {
   const deadline = Date.now() + ms
   let last = ''
   while (Date.now() < deadline) {
+    if (child && (child.proc.exitCode !== null || child.proc.signalCode !== null)) {
+      throw new Error(`the process exited (${child.proc.exitCode ?? child.proc.signalCode}) before ${url} answered`)
+    }
     try {
       const res = await fetch(url)
       await res.arrayBuffer()
@@ -60,11 +68,11 @@ export interface SimHandle extends Child {
 }
 
 /** Starts `gatehouse sim` on a free port with extra flags, and waits until it answers. */
-export async function startSim(kind: 'vllm' | 'ollama', flags: string[] = []): Promise<SimHandle> {
+export async function startSim(kind: 'vllm' | 'ollama', flags: string[] = [], pin?: string): Promise<SimHandle> {
   const port = await freePort()
-  const child = startChild(process.execPath, [BIN, 'sim', '--port', String(port), '--kind', kind, ...flags])
+  const child = startChild(process.execPath, [BIN, 'sim', '--port', String(port), '--kind', kind, ...flags], {}, pin)
   const url = `http://127.0.0.1:${port}`
-  await waitForHttp(kind === 'ollama' ? `${url}/api/version` : `${url}/health`).catch((err) => {
+  await waitForHttp(kind === 'ollama' ? `${url}/api/version` : `${url}/health`, 10000, false, child).catch((err) => {
     throw new Error(`${err}\n${child.output()}`)
   })
   return { ...child, port, url }
@@ -86,7 +94,7 @@ export interface GatewayHandle extends Child {
 export async function startGateway(
   configYaml: string,
   env: NodeJS.ProcessEnv = {},
-  opts: { dir?: string; waitReady?: boolean } = {},
+  opts: { dir?: string; waitReady?: boolean; pin?: string } = {},
 ): Promise<GatewayHandle> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'gatehouse-test-'))
   const port = await freePort()
@@ -97,9 +105,9 @@ export async function startGateway(
     .replaceAll('$DIR', dir)
   const configPath = join(dir, 'gatehouse.yaml')
   writeFileSync(configPath, text)
-  const child = startChild(process.execPath, [BIN, 'serve', '--config', configPath], env)
+  const child = startChild(process.execPath, [BIN, 'serve', '--config', configPath], env, opts.pin)
   const url = `http://127.0.0.1:${port}`
-  await waitForHttp(`${url}/healthz`, 15000).catch((err) => {
+  await waitForHttp(`${url}/healthz`, 15000, false, child).catch((err) => {
     throw new Error(`${err}\n${child.output()}`)
   })
   if (opts.waitReady) await waitForHttp(`${url}/readyz`, 15000, true)
