@@ -1,0 +1,170 @@
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { startChild, startGateway, startSim, waitForHttp, ROOT, type Child } from '../test/helpers/processes.js'
+import { startRedis } from '../test/helpers/redis.js'
+import { freePort } from '../test/helpers/ports.js'
+import { runWrk } from './wrk.js'
+import { markdown, type BenchReport, type BenchRow } from './report.js'
+
+// `npm run bench`: the gateway with API key auth, Redis quotas, audit and metrics on, beside
+// the simulator it fronts (and, when ../shared/peer-bench is there, its minimal Node proxy).
+// Env: BENCH_SECONDS (5), BENCH_CONCURRENCY ("1 16 64"), BENCH_SCENARIOS ("chat stream"),
+// BENCH_VARIANTS ("full"; add "noquota" for a role without limits), BENCH_REPLICAS (1),
+// LOADGEN_CPUS (0), SUT_CPUS (1).
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
+const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '1 16 64').split(/\s+/).filter(Boolean).map(Number)
+const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'chat stream').split(/\s+/).filter(Boolean) as ('chat' | 'stream')[]
+const VARIANTS = (process.env.BENCH_VARIANTS ?? 'full').split(/\s+/).filter(Boolean)
+const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 1)
+const LOAD_CPU = process.env.LOADGEN_CPUS ?? '0'
+const SUT_CPU = process.env.SUT_CPUS ?? '1'
+const ADMIN = 'bench-admin-token-not-a-secret'
+
+const BODIES = {
+  chat: JSON.stringify({ model: 'sim-model', messages: [{ role: 'user', content: 'Hello, how are you today?' }], max_tokens: 32 }),
+  stream: JSON.stringify({
+    model: 'sim-model',
+    messages: [{ role: 'user', content: 'Hello, how are you today?' }],
+    max_tokens: 32,
+    stream: true,
+    stream_options: { include_usage: true },
+  }),
+}
+
+function gatewayConfig(redisUrl: string, simUrls: string[], limited: boolean): string {
+  const limits = limited
+    ? 'requestsPerMinute: 1000000000, tokensPerMinute: 1000000000000, tokensPerDay: 1000000000000, maxConcurrent: 100000, '
+    : ''
+  return `
+listen: { host: 127.0.0.1, port: $PORT }
+metrics: { host: 127.0.0.1, port: $METRICS_PORT }
+store:
+  redis: ${redisUrl}
+  dataDir: $DIR/data
+  keyPrefix: "bench:"
+auth: { adminToken: ${ADMIN} }
+roles:
+  bench: { ${limits}models: ["*"] }
+models:
+  sim-model: { upstream: sim }
+upstreams:
+  sim: { kind: vllm, targets: [${simUrls.join(', ')}] }
+audit: { sink: file, path: $DIR/audit.jsonl }
+`
+}
+
+async function createKey(url: string): Promise<string> {
+  const res = await fetch(`${url}/admin/keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'bench', roles: ['bench'] }),
+  })
+  if (res.status !== 201) throw new Error(`creating the bench key failed: ${res.status} ${await res.text()}`)
+  return ((await res.json()) as { key: string }).key
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) / 1024 : NaN
+}
+
+interface Target {
+  name: string
+  base: string
+  headers: Record<string, string>
+  pid?: number
+}
+
+async function main(): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'))
+  const children: Child[] = []
+  const stopAll = () => Promise.all(children.map((c) => c.stop()))
+  process.on('SIGINT', () => void stopAll().then(() => process.exit(130)))
+  try {
+    const redis = await startRedis()
+    children.push(redis)
+    const sims = []
+    for (let i = 0; i < REPLICAS; i++) {
+      const sim = await startSim('vllm', ['--tokens', '32', '--model', 'sim-model', '--id', `sim-${i}`], SUT_CPU)
+      children.push(sim)
+      sims.push(sim)
+    }
+    const targets: Target[] = [{ name: 'direct', base: sims[0].url, headers: {} }]
+    const nodeMin = resolve(ROOT, '..', 'shared', 'peer-bench', 'node-proxy.mjs')
+    if (existsSync(nodeMin)) {
+      const port = await freePort()
+      const child = startChild(process.execPath, [nodeMin, '--port', String(port), '--upstream', sims[0].url], {}, SUT_CPU)
+      children.push(child)
+      await waitForHttp(`http://127.0.0.1:${port}/v1/models`)
+      targets.push({ name: 'node-min', base: `http://127.0.0.1:${port}`, headers: {} })
+    }
+    for (const variant of VARIANTS) {
+      const gw = await startGateway(gatewayConfig(redis.url, sims.map((s) => s.url), variant !== 'noquota'), {}, { pin: SUT_CPU, waitReady: true })
+      children.push(gw)
+      const key = await createKey(gw.url)
+      targets.push({ name: variant === 'full' ? 'gatehouse' : `gatehouse-${variant}`, base: gw.url, headers: { authorization: `Bearer ${key}` }, pid: gw.proc.pid })
+    }
+
+    const rows: BenchRow[] = []
+    let peakRss: number | null = null
+    const gateway = targets.find((t) => t.name === 'gatehouse')
+    const idleRss = gateway?.pid ? rssMiB(gateway.pid) : NaN
+    for (const scenario of SCENARIOS) {
+      for (const c of CONCURRENCY) {
+        for (const t of targets) {
+          const point = {
+            url: `${t.base}/v1/chat/completions`,
+            body: BODIES[scenario],
+            headers: { 'content-type': 'application/json', ...t.headers },
+            connections: c,
+            pin: LOAD_CPU,
+            workDir: work,
+          }
+          await runWrk({ ...point, seconds: 1 })
+          const sampler =
+            t === gateway && scenario === 'stream' && c === Math.max(...CONCURRENCY)
+              ? setInterval(() => (peakRss = Math.max(peakRss ?? 0, rssMiB(t.pid!))), 200)
+              : null
+          const r = await runWrk({ ...point, seconds: SECONDS })
+          if (sampler) clearInterval(sampler)
+          rows.push({ target: t.name, scenario, connections: c, rps: r.rps, p50ms: r.p50ms, p99ms: r.p99ms, errors: r.errors })
+          process.stderr.write(`${scenario} c=${c} ${t.name}: ${r.rps.toFixed(0)} rps p50 ${r.p50ms.toFixed(2)} ms errors ${r.errors}\n`)
+        }
+      }
+    }
+
+    const ttft: BenchReport['ttft'] = {}
+    for (const t of targets) {
+      const out = execFileSync(
+        'taskset',
+        ['-c', LOAD_CPU, process.execPath, join(ROOT, 'dist', 'bench', 'ttft-probe.js'), `${t.base}/v1/chat/completions`, '100', BODIES.stream, JSON.stringify({ 'content-type': 'application/json', ...t.headers })],
+        { encoding: 'utf8', timeout: 60000 },
+      )
+      ttft[t.name] = JSON.parse(out) as { p50: number; p99: number }
+    }
+
+    const report: BenchReport = {
+      machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`,
+      startedAt: new Date().toISOString(),
+      seconds: SECONDS,
+      rows,
+      ttft,
+      gatewayRssMiB: { idle: idleRss, peakStreamC64: peakRss },
+    }
+    const dir = join(ROOT, 'bench', 'results')
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`)
+    const md = markdown(report)
+    writeFileSync(join(dir, 'latest.md'), md)
+    process.stdout.write(md)
+  } finally {
+    await stopAll()
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`)
+  process.exitCode = 1
+})

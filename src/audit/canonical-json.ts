@@ -1,0 +1,36 @@
+/**
+ * JSON with object keys sorted (by UTF-16 code unit) at every level and no whitespace: the
+ * form the hash chain covers. It follows JSON.stringify's rules for everything else (toJSON,
+ * undefined members skipped, non-finite numbers as null), so a record and its parsed line
+ * give the same text, and `jq -cS 'del(.hash)'` rebuilds it from a line.
+ */
+export function canonicalJson(value: unknown): string {
+  return encode(value, false) ?? 'null'
+}
+
+function encode(value: unknown, inArray: boolean): string | undefined {
+  if (value !== null && typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function') {
+    value = (value as { toJSON: () => unknown }).toJSON()
+  }
+  switch (typeof value) {
+    case 'string':
+    case 'number':
+    case 'boolean':
+      return JSON.stringify(value)
+    case 'undefined':
+    case 'function':
+    case 'symbol':
+      return inArray ? 'null' : undefined
+    case 'bigint':
+      throw new TypeError('canonicalJson: BigInt is not JSON')
+  }
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return `[${value.map((v) => encode(v, true)).join(',')}]`
+  const obj = value as Record<string, unknown>
+  const parts: string[] = []
+  for (const key of Object.keys(obj).sort()) {
+    const v = encode(obj[key], false)
+    if (v !== undefined) parts.push(`${JSON.stringify(key)}:${v}`)
+  }
+  return `{${parts.join(',')}}`
+}
