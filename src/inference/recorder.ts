@@ -90,6 +90,7 @@ function finishRequest(deps: RecorderDeps, c: Context<GatewayEnv>): void {
   const m = deps.metrics
   m.requests(state.route, modelLabel, role, state.status)
   m.duration(state.route, modelLabel, durationMs / 1000)
+  if (state.status === 429) m.rateLimited(role, state.reason ?? 'unknown')
   if (state.ttftMs !== null) m.ttft(modelLabel, state.ttftMs / 1000)
   if (state.promptTokens !== null || state.completionTokens !== null) {
     m.tokens(modelLabel, role, state.promptTokens ?? 0, state.completionTokens ?? 0)
