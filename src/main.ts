@@ -38,7 +38,11 @@ export async function startGateway(config: Config, log: Logger = createLogger())
     models: Object.keys(config.models),
     roles: Object.keys(config.roles),
   })
-  const audit = createAuditSink(config.audit, { log, onWriteError: (n?: number) => metrics.auditWriteError(n) })
+  const audit = createAuditSink(config.audit, {
+    log,
+    onWriteError: (n?: number) => metrics.auditWriteError(n),
+    onDrop: (n?: number) => metrics.auditDropped(n),
+  })
   const writeAdminAudit = (e: Partial<AuditEvent> & { action: string; target: string | null; status: number }) =>
     audit.write(adminAuditEvent(e))
   const admin = createAdminRoutes<GatewayEnv>({

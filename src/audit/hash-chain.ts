@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { canonicalJson } from './canonical-json.js'
+import { canonicalJson, canonicalJsonWith } from './canonical-json.js'
 
 /** `prev` of the first record of a new chain. */
 export const GENESIS_HASH = '0'.repeat(64)
@@ -21,7 +21,7 @@ export function chainHash(prev: string, canonicalBody: string): string {
  * everything but `hash`, so key order on disk does not matter to verification.
  */
 export function sealRecord(record: object, prev: string): { line: string; hash: string } {
-  const hash = chainHash(prev, canonicalJson({ ...record, prev }))
+  const hash = chainHash(prev, canonicalJsonWith(record, { prev }))
   const json = JSON.stringify(record)
   const open = json.length > 2 ? `${json.slice(0, -1)},` : '{'
   return { line: `${open}"prev":"${prev}","hash":"${hash}"}`, hash }
@@ -42,11 +42,13 @@ export function checkLine(line: string): LineCheck {
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     return { kind: 'invalid', why: 'not a JSON object' }
   }
-  const { hash, ...rest } = parsed as Record<string, unknown>
-  if (!isChainHash(hash) || !isChainHash(rest.prev)) {
+  const record = parsed as Record<string, unknown>
+  const { hash, prev } = record
+  if (!isChainHash(hash) || !isChainHash(prev)) {
     return { kind: 'invalid', why: 'no hash chain fields (hash, prev)' }
   }
-  return { kind: 'record', prev: rest.prev, hash, intact: chainHash(rest.prev, canonicalJson(rest)) === hash }
+  delete record.hash
+  return { kind: 'record', prev, hash, intact: chainHash(prev, canonicalJson(record)) === hash }
 }
 
 /** The `hash` of a line if it is a chained record (content not re-checked), else null. */

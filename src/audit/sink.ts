@@ -88,23 +88,17 @@ export function createAuditSink(
         opened = true
       }
       while (queue.length > 0) {
-        const n = Math.min(queue.length, batchSize)
-        let text = ''
-        let prev = head
-        for (let i = 0; i < n; i++) {
-          const sealed = sealRecord(sanitizeEvent(queue[i], policy), prev)
-          text += `${sealed.line}\n`
-          prev = sealed.hash
-        }
-        inflight = n
+        const batch = sealBatch()
+        if (batch.count === 0) continue
+        inflight = batch.count
         try {
-          await target.write(text)
+          await target.write(batch.text)
         } finally {
           inflight = 0
         }
-        queue.splice(0, n)
-        failedPrefix = Math.max(0, failedPrefix - n)
-        head = prev
+        queue.splice(0, batch.count)
+        failedPrefix = Math.max(0, failedPrefix - batch.count)
+        head = batch.last
       }
       if (!healthy) recovered()
       return true
@@ -112,6 +106,31 @@ export function createAuditSink(
       await failed(err)
       return false
     }
+  }
+
+  /** Seals the head of the queue into chained lines, chained from the last written hash. */
+  function sealBatch(): { text: string; count: number; last: string } {
+    let text = ''
+    let prev = head
+    let i = 0
+    while (i < Math.min(queue.length, batchSize)) {
+      let sealed: { line: string; hash: string }
+      try {
+        sealed = sealRecord(sanitizeEvent(queue[i], policy), prev)
+      } catch (err) {
+        // An event that cannot be serialized (a cycle, a BigInt) would block the queue forever.
+        queue.splice(i, 1)
+        const counted = i < failedPrefix ? 1 : 0
+        if (counted) failedPrefix--
+        lose(1, counted)
+        log.error('audit event could not be serialized; dropped', { code: errorCode(err) })
+        continue
+      }
+      text += `${sealed.line}\n`
+      prev = sealed.hash
+      i++
+    }
+    return { text, count: i, last: prev }
   }
 
   async function failed(err: unknown): Promise<void> {

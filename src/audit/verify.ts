@@ -14,6 +14,8 @@ export interface VerifyResult {
   firstPrev?: string
   /** Hash of the last record (the chain head), when ok. */
   lastHash?: string
+  /** Lines after the first where a new chain starts (prev = 64 zeros): a process restart on a stdout sink. */
+  restarts: number[]
 }
 
 export interface VerifyOptions {
@@ -33,6 +35,7 @@ export async function verifyAuditFile(path: string, opts: VerifyOptions = {}): P
   let expectedPrev: string | null = opts.prev ?? null
   let firstPrev: string | undefined
   let bad: { line: number; reason: string; missingPrev?: string } | null = null
+  const restarts: number[] = []
   for await (const line of readLines(path)) {
     lines++
     if (bad) continue
@@ -45,7 +48,10 @@ export async function verifyAuditFile(path: string, opts: VerifyOptions = {}): P
       bad = { line: lines, reason: `line ${lines} was edited: its content does not match its hash` }
       continue
     }
-    if (expectedPrev !== null && check.prev !== expectedPrev) {
+    if (check.prev === GENESIS_HASH && lines > 1) {
+      // A stdout stream starts a new chain at every process start; say so rather than fail.
+      restarts.push(lines)
+    } else if (expectedPrev !== null && check.prev !== expectedPrev) {
       bad = { line: lines, reason: '', missingPrev: check.prev }
       continue
     }
@@ -53,10 +59,11 @@ export async function verifyAuditFile(path: string, opts: VerifyOptions = {}): P
     expectedPrev = check.hash
   }
   if (!bad) {
-    return { ok: true, lines, firstPrev, lastHash: lines > 0 && expectedPrev !== null ? expectedPrev : undefined }
+    const lastHash = lines > 0 && expectedPrev !== null ? expectedPrev : undefined
+    return { ok: true, lines, firstPrev, lastHash, restarts }
   }
   if (bad.missingPrev !== undefined) bad.reason = await explainBreak(path, bad.line, bad.missingPrev)
-  return { ok: false, lines, firstBadLine: bad.line, reason: bad.reason, firstPrev }
+  return { ok: false, lines, firstBadLine: bad.line, reason: bad.reason, firstPrev, restarts }
 }
 
 async function explainBreak(path: string, lineNo: number, prev: string): Promise<string> {
@@ -79,9 +86,12 @@ async function explainBreak(path: string, lineNo: number, prev: string): Promise
     return `line ${lineNo} is out of order: it belongs after line ${found} (lines were reordered)`
   }
   if (found > 0) {
-    return `line ${lineNo} is out of order: it belongs after line ${found}, not line ${lineNo - 1} (lines were reordered or copied)`
+    return `line ${lineNo} is out of order: it belongs after line ${found}, not line ${lineNo - 1} (reordered or copied)`
   }
-  return `line ${lineNo} does not follow line ${lineNo - 1}: the line(s) between them were removed, or line ${lineNo - 1} was replaced`
+  return (
+    `line ${lineNo} does not follow line ${lineNo - 1}: ` +
+    `the line(s) between them were removed, or line ${lineNo - 1} was replaced`
+  )
 }
 
 async function* readLines(path: string): AsyncGenerator<string> {

@@ -12,7 +12,8 @@ const USAGE = `usage: gatehouse audit verify FILE [--prev HASH]
 export async function runAuditCli(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv
   if (sub !== 'verify') {
-    process.stderr.write(sub === undefined || sub === '--help' || sub === 'help' ? USAGE : `unknown audit command "${sub}"\n${USAGE}`)
+    const help = sub === undefined || sub === '--help' || sub === 'help'
+    process.stderr.write(help ? USAGE : `unknown audit command "${sub}"\n${USAGE}`)
     return 2
   }
   const args = parseArgs(rest)
@@ -40,6 +41,11 @@ export async function runAuditCli(argv: string[]): Promise<number> {
         ? 'starts a new chain'
         : `continues from ${result.firstPrev}`
   process.stdout.write(`${file}: OK, ${result.lines} lines, chain intact (${start})\n`)
+  if (result.restarts.length > 0) {
+    // Expected from a stdout sink (each process start begins a chain); unexpected in a file.
+    const at = result.restarts.join(', ')
+    process.stdout.write(`new chain started at line ${at} (a process restart on a stdout sink)\n`)
+  }
   if (result.lastHash) process.stdout.write(`last hash ${result.lastHash}\n`)
   return 0
 }

@@ -131,7 +131,8 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
       const a = route(rt)
       const b = model(m)
       const c = role(r)
-      child(reqChildren, `${a}\u0000${b}\u0000${c}\u0000${status}`, () => requestsTotal.labels(a, b, c, String(status))).inc()
+      const key = `${a}\u0000${b}\u0000${c}\u0000${status}`
+      child(reqChildren, key, () => requestsTotal.labels(a, b, c, String(status))).inc()
     },
     duration(rt, m, seconds) {
       const a = route(rt)
@@ -207,6 +208,6 @@ function registerUpstreamGauges(registers: Registry[], snapshot: (() => readonly
   }
   gauge('gatehouse_upstream_in_flight', 'Requests in flight from this gateway to each replica', (s) => s.inFlight)
   gauge('gatehouse_upstream_healthy', '1 when the replica passes its health check, else 0', (s) => (s.healthy ? 1 : 0))
-  gauge('gatehouse_upstream_queue_waiting', 'Requests waiting in the replica (vllm:num_requests_waiting)', (s) => s.waiting)
-  gauge('gatehouse_upstream_queue_running', 'Requests running in the replica (vllm:num_requests_running)', (s) => s.running)
+  gauge('gatehouse_upstream_queue_waiting', 'Requests waiting in the replica (vLLM num_requests_waiting)', (s) => s.waiting)
+  gauge('gatehouse_upstream_queue_running', 'Requests running in the replica (vLLM num_requests_running)', (s) => s.running)
 }

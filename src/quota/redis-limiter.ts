@@ -3,7 +3,8 @@ import type { Redis } from 'ioredis'
 import type { Limits } from '../config/index.js'
 import type { Logger } from '../log/index.js'
 import { NO_HEADERS, hasQuota, quotaExceeded, rateLimitHeaders, storeUnavailable } from './headers.js'
-import { defineQuotaCommands, quotaPipeline, type QuotaCommands, type QuotaPipeline } from './redis-commands.js'
+import { defineQuotaCommands, quotaPipeline, type QuotaCommands } from './redis-commands.js'
+import { SettleBatcher, type SettleOp } from './settle-batch.js'
 import type { QuotaLimiter, Reservation, ReserveInput, UsageFilter, UsageReport, UsageRow } from './types.js'
 import { dayInRange, rowsFromHash, sortUsage, usageFields, type UsageFields } from './usage.js'
 import { DAY_MS, MINUTE_MS, S_FLAGS, S_NOW, tokenCount, utcDay } from './windows.js'
@@ -21,7 +22,6 @@ interface SubjectKeys {
   usage: Map<string, UsageFields>
 }
 
-type SettleOp = (p: QuotaPipeline) => void
 
 // Subjects and models are bounded in practice (people, keys, configured models); the caches
 // are dropped wholesale past these sizes rather than tracked per entry on the hot path.
@@ -44,6 +44,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
   private readonly retryDelays: readonly number[]
   private readonly renewTimer: NodeJS.Timeout
   private readonly daysKey: string
+  private readonly settler: SettleBatcher
   private closed = false
 
   constructor(
@@ -56,6 +57,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     this.leaseTtlMs = opts.leaseTtlMs ?? 30_000
     this.retryDelays = opts.settleRetryDelaysMs ?? [200, 500, 1000, 2000]
     this.daysKey = `${prefix}u:days`
+    this.settler = new SettleBatcher(this.client, this.daysKey, log, this.retryDelays)
     // One timer and one pipelined call renew every lease this process holds.
     this.renewTimer = setInterval(() => void this.renewLeases(), Math.max(10, Math.floor(this.leaseTtlMs / 3)))
     this.renewTimer.unref()
@@ -108,19 +110,25 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     const completion = tokenCount(usage.completionTokens)
     const delta = prompt + completion - resv.reservedTokens
     const k = this.keysFor(resv.subject)
-    const ops: SettleOp[] = []
+    let op: SettleOp | null = null
     if (resv.minuteWindow !== undefined && (delta !== 0 || resv.leaseId !== undefined)) {
       const argv = [resv.minuteWindow, resv.dayWindow ?? -1, delta, resv.leaseId ?? '']
-      ops.push((p) => p.ghQuotaSettle(k.windows, k.leases, ...argv))
+      op = (p) => p.ghQuotaSettle(k.windows, k.leases, ...argv)
     }
     const day = utcDay(Math.floor(Date.now() / DAY_MS))
-    const dayKey = `${this.prefix}u:${day}`
     const [fReq, fPrompt, fCompletion] = this.usageFieldsFor(k, resv.subject, usage.model)
-    ops.push((p) => p.hincrby(dayKey, fReq, 1))
-    if (prompt > 0) ops.push((p) => p.hincrby(dayKey, fPrompt, prompt))
-    if (completion > 0) ops.push((p) => p.hincrby(dayKey, fCompletion, completion))
-    ops.push((p) => p.sadd(this.daysKey, day))
-    await this.runSettle(ops, resv, usage)
+    await this.settler.add(op, `${this.prefix}u:${day}`, day, [
+      [fReq, 1],
+      [fPrompt, prompt],
+      [fCompletion, completion],
+    ], {
+      requestId: resv.requestId,
+      subject: resv.subject,
+      model: usage.model,
+      promptTokens: prompt,
+      completionTokens: completion,
+      reservedTokens: resv.reservedTokens,
+    })
   }
 
   async peekHeaders(subject: string, limits: Limits): Promise<Record<string, string>> {
@@ -184,53 +192,6 @@ export class RedisQuotaLimiter implements QuotaLimiter {
       k.usage.set(model, f)
     }
     return f
-  }
-
-  /**
-   * Sends the ops in one pipeline and retries only the ones that failed, so a retry does not
-   * count the commands that already succeeded a second time.
-   */
-  private async runSettle(ops: SettleOp[], resv: Reservation, usage: UsageReport): Promise<void> {
-    let pending = ops
-    let lastError = 'store not ready'
-    for (let attempt = 0; ; attempt++) {
-      const failed: SettleOp[] = []
-      if (this.client.status !== 'ready') {
-        failed.push(...pending)
-      } else {
-        const p = quotaPipeline(this.client)
-        for (const op of pending) op(p)
-        try {
-          const results = await p.exec()
-          if (results === null) failed.push(...pending)
-          else
-            results.forEach(([err], i) => {
-              if (err) {
-                failed.push(pending[i])
-                lastError = err.message
-              }
-            })
-        } catch (err) {
-          failed.push(...pending)
-          lastError = err instanceof Error ? err.message : String(err)
-        }
-      }
-      if (failed.length === 0) return
-      if (attempt >= this.retryDelays.length) {
-        this.log.error('quota settlement failed; usage and token counters are short by this request', {
-          requestId: resv.requestId,
-          subject: resv.subject,
-          model: usage.model,
-          promptTokens: usage.promptTokens,
-          completionTokens: usage.completionTokens,
-          reservedTokens: resv.reservedTokens,
-          error: lastError,
-        })
-        return
-      }
-      await new Promise((r) => setTimeout(r, this.retryDelays[attempt]))
-      pending = failed
-    }
   }
 
   private async renewLeases(): Promise<void> {

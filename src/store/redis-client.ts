@@ -10,6 +10,8 @@ export function createRedisClient(url: string, log: Logger, name = 'gatehouse'):
   const client = new Redis(url, {
     connectionName: name,
     enableOfflineQueue: false,
+    // Commands issued in the same tick by concurrent requests go out in one write.
+    enableAutoPipelining: true,
     maxRetriesPerRequest: 0,
     connectTimeout: 2000,
     commandTimeout: 2000,

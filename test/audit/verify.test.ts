@@ -1,0 +1,101 @@
+import { after, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import fc from 'fast-check'
+import { canonicalJson, createAuditSink, verifyAuditFile } from '../../src/audit/index.js'
+import { captureLogger, sampleEvent } from './fixtures.js'
+
+const root = mkdtempSync(join(tmpdir(), 'gatehouse-verify-'))
+after(() => rmSync(root, { recursive: true, force: true }))
+
+/** A chained audit file of `n` records, written by the real sink; returns its path and lines. */
+async function auditFile(n: number): Promise<{ path: string; lines: string[] }> {
+  const path = join(mkdtempSync(join(root, 'case-')), 'audit.jsonl')
+  const sink = createAuditSink({ sink: 'file', path, includePrompts: false }, { log: captureLogger().log })
+  for (let i = 0; i < n; i++) sink.write(sampleEvent(i))
+  await sink.close()
+  return { path, lines: readFileSync(path, 'utf8').split('\n').filter((l) => l !== '') }
+}
+
+const rewrite = (path: string, lines: string[]): void => writeFileSync(path, `${lines.join('\n')}\n`)
+
+test('an untouched file verifies', async () => {
+  const { path } = await auditFile(6)
+  const result = await verifyAuditFile(path)
+  assert.equal(result.ok, true)
+  assert.equal(result.lines, 6)
+  assert.equal(result.firstBadLine, undefined)
+})
+
+test('an edited line is named', async () => {
+  const { path, lines } = await auditFile(6)
+  lines[3] = lines[3].replace('"status":200', '"status":201')
+  rewrite(path, lines)
+  const result = await verifyAuditFile(path)
+  assert.equal(result.ok, false)
+  assert.equal(result.firstBadLine, 4)
+  assert.match(result.reason ?? '', /line 4 was edited/)
+})
+
+test('an edit that only reorders keys or reformats the line is not an edit of the record', async () => {
+  const { path, lines } = await auditFile(3)
+  const obj = JSON.parse(lines[1]) as Record<string, unknown>
+  lines[1] = JSON.stringify(Object.fromEntries(Object.entries(obj).reverse()), null, 0)
+  rewrite(path, lines)
+  assert.equal((await verifyAuditFile(path)).ok, true)
+})
+
+test('a removed line is named by the first line that no longer follows', async () => {
+  const { path, lines } = await auditFile(6)
+  lines.splice(2, 1)
+  rewrite(path, lines)
+  const result = await verifyAuditFile(path)
+  assert.equal(result.ok, false)
+  assert.equal(result.firstBadLine, 3)
+  assert.match(result.reason ?? '', /removed/)
+})
+
+test('reordered lines are named', async () => {
+  const { path, lines } = await auditFile(6)
+  ;[lines[2], lines[4]] = [lines[4], lines[2]]
+  rewrite(path, lines)
+  const result = await verifyAuditFile(path)
+  assert.equal(result.ok, false)
+  assert.equal(result.firstBadLine, 3)
+  assert.match(result.reason ?? '', /out of order/)
+})
+
+test('a line that is not a record, and a removed first line with --prev, are named', async () => {
+  const { path, lines } = await auditFile(4)
+  rewrite(path, [...lines.slice(0, 2), 'hello', ...lines.slice(2)])
+  const garbage = await verifyAuditFile(path)
+  assert.deepEqual([garbage.ok, garbage.firstBadLine], [false, 3])
+  assert.match(garbage.reason ?? '', /not an audit record/)
+
+  const first = JSON.parse(lines[0]) as { prev: string }
+  rewrite(path, lines.slice(1))
+  assert.equal((await verifyAuditFile(path)).ok, true, 'without an anchor a cut head looks like a rotated file')
+  const anchored = await verifyAuditFile(path, { prev: first.prev })
+  assert.deepEqual([anchored.ok, anchored.firstBadLine], [false, 1])
+})
+
+test('a chain restarting from zeros (a stdout sink after a process restart) is reported, not failed', async () => {
+  const a = await auditFile(2)
+  const b = await auditFile(3)
+  rewrite(a.path, [...a.lines, ...b.lines])
+  const result = await verifyAuditFile(a.path)
+  assert.deepEqual([result.ok, result.lines, result.restarts], [true, 5, [3]])
+  rewrite(a.path, [...a.lines, ...b.lines.slice(1)])
+  assert.deepEqual(await verifyAuditFile(a.path).then((r) => [r.ok, r.firstBadLine]), [false, 3])
+})
+
+test('canonical JSON is the same for a value and for its parsed JSON text', () => {
+  fc.assert(
+    fc.property(fc.jsonValue(), (value) => {
+      assert.equal(canonicalJson(JSON.parse(JSON.stringify(value)) as unknown), canonicalJson(value))
+    }),
+  )
+  assert.equal(canonicalJson({ b: 1, a: [{ d: undefined, c: 'x' }], e: undefined }), '{"a":[{"c":"x"}],"b":1}')
+})
