@@ -87,3 +87,15 @@ export class MethodNotAllowed extends GatehouseError {
   readonly status = 405
   readonly code = 'method_not_allowed'
 }
+
+/** A replica's own 4xx whose body was not in OpenAI's shape: the status is kept, the body ours. */
+export class ReplicaRejected extends GatehouseError {
+  readonly code = 'invalid_request_error'
+  constructor(
+    readonly status: number,
+    message: string,
+    opts: { reason?: string } = {},
+  ) {
+    super(message, opts)
+  }
+}

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { RequestState } from '../http/context.js'
-import { UpstreamError, UpstreamTimeout, errorJson } from '../errors/index.js'
+import { ReplicaRejected, UpstreamError, UpstreamTimeout, errorJson } from '../errors/index.js'
 import { SseRelay } from '../upstream/sse.js'
 import { usageFrom } from '../upstream/usage.js'
 import type { UpstreamCall } from '../upstream/proxy.js'
@@ -39,6 +39,26 @@ export function readReply(body: Readable, limit = MAX_UPSTREAM_BODY): Promise<st
 }
 
 /**
+ * A replica's 4xx body is passed on when it is in OpenAI's `{error: {...}}` shape; older vLLM
+ * answers `{object: "error", message}`, whose message is kept in our shape; anything else
+ * (a proxy's HTML page) gets a generic message.
+ */
+function checkReplicaError(status: number, text: string): void {
+  let parsed: { error?: unknown; message?: unknown } | null = null
+  try {
+    parsed = JSON.parse(text) as { error?: unknown; message?: unknown }
+  } catch {
+    // not JSON
+  }
+  if (parsed && typeof parsed === 'object' && typeof parsed.error === 'object' && parsed.error !== null) return
+  const message =
+    parsed && typeof parsed === 'object' && typeof parsed.message === 'string'
+      ? parsed.message.slice(0, 2000)
+      : `the replica refused the request (status ${status})`
+  throw new ReplicaRejected(status, message, { reason: `status_${status}` })
+}
+
+/**
  * A non-streaming reply: read it, note its usage, rewrite the model name, and return the
  * text to send. Replica 5xx become our 502; 4xx (e.g. context too long) pass through.
  */
@@ -60,6 +80,7 @@ export async function relayJson(
   call.done(null)
   if (status >= 500) throw new UpstreamError(`the replica failed (status ${status})`, { reason: `status_${status}` })
   const contentType = String(call.response.headers['content-type'] ?? 'application/json')
+  if (status >= 400) checkReplicaError(status, text)
   if (status < 300) {
     let parsed: unknown
     try {
@@ -162,13 +183,29 @@ export function relayStream(
         timer = setTimeout(onTimeout, timeouts.idleMs)
       }
       send(relay.push(chunk))
+      if (relay.overflow) {
+        abort()
+        upstream.destroy()
+        const err = new UpstreamError('the replica sent an event larger than the gateway accepts', { reason: 'event_too_large' })
+        finish('event_too_large')
+        if (!started) return reject(err)
+        out.end(`data: ${errorJson(err)}\n\n`)
+        resolve()
+      }
     })
     upstream.on('end', () => {
       if (finished) return
       send(relay.finish())
       if (!started) start()
-      out.end()
-      finish(null)
+      if (relay.complete) {
+        out.end()
+        finish(null)
+      } else {
+        // Ended without [DONE] or usage: tell the client the reply is cut, in a form it parses.
+        const err = new UpstreamError('the replica ended the stream before the reply was complete', { reason: 'truncated' })
+        out.end(`data: ${errorJson(err)}\n\n`)
+        finish('truncated')
+      }
       resolve()
     })
     upstream.on('error', () => {
@@ -183,7 +220,7 @@ export function relayStream(
         reject(new UpstreamError('the replica failed before sending anything', { reason: 'dropped' }))
         return
       }
-      send(relay.finish())
+      relay.discard()
       const err = new UpstreamError('the replica stopped in the middle of the stream', { reason: 'dropped' })
       out.end(`data: ${errorJson(err)}\n\n`)
       finish('dropped')

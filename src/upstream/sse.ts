@@ -3,8 +3,14 @@ import type { ModelRewriter } from './model-rewrite.js'
 import { usageFrom, type TokenUsage } from './usage.js'
 
 const DATA_PREFIX = Buffer.from('data: {')
+const DONE = '[DONE]'
+/** Events are small (one token, one tool-call piece); a larger one means a broken replica. */
+export const MAX_EVENT_BYTES = 1024 * 1024
 const USAGE_KEY = Buffer.from('"usage"')
 const COMPLETED_KEY = Buffer.from('response.completed')
+// The end of a Responses API delta event's type (`"type":"response.output_text.delta"`,
+// `...function_call_arguments.delta"`): one per generated piece, text or tool call.
+const DELTA_TYPE_END = Buffer.from('.delta"')
 
 /**
  * Relays a replica's SSE stream to the client event by event, as it arrives. It notes the
@@ -15,7 +21,10 @@ const COMPLETED_KEY = Buffer.from('response.completed')
 export class SseRelay {
   usage: TokenUsage | null = null
   contentEvents = 0
+  /** Set when an event grew past MAX_EVENT_BYTES: the caller must end the stream. */
+  overflow = false
   private pending = ''
+  private lastPiece: Buffer | string = ''
   private readonly decoder = new StringDecoder('utf8')
 
   constructor(
@@ -29,25 +38,48 @@ export class SseRelay {
   /** Returns what to send to the client for this upstream chunk (possibly nothing). */
   push(chunk: Buffer): Buffer | string | null {
     if (this.pending === '' && this.rewrite === null && endsWithEventEnd(chunk) && !this.mayCarryUsage(chunk)) {
-      this.contentEvents += countOccurrences(chunk, DATA_PREFIX)
+      this.contentEvents += countOccurrences(chunk, this.mode === 'chat' ? DATA_PREFIX : DELTA_TYPE_END)
+      this.lastPiece = chunk
       return chunk
     }
     const text = this.pending + this.decoder.write(chunk)
     const last = lastEventEnd(text)
     if (last < 0) {
       this.pending = text
+      if (text.length > MAX_EVENT_BYTES) {
+        this.overflow = true
+        this.pending = ''
+      }
       return null
     }
     this.pending = text.slice(last)
-    return this.processEvents(text.slice(0, last))
+    const out = this.processEvents(text.slice(0, last))
+    if (out !== null) this.lastPiece = out
+    return out
   }
 
-  /** Whatever is left when the upstream ends (an unterminated last event passes as is). */
+  /**
+   * When the upstream has ended: a last `data: [DONE]` without its blank line is completed;
+   * any other unterminated event is dropped, since the client could not parse it.
+   */
   finish(): string | null {
-    const rest = this.pending + this.decoder.end()
+    const rest = (this.pending + this.decoder.end()).trim()
     this.pending = ''
-    if (rest === '') return null
-    return this.processEvents(rest)
+    if (rest === `data: ${DONE}`) {
+      this.lastPiece = rest
+      return `${rest}\n\n`
+    }
+    return null
+  }
+
+  /** Drops whatever partial event is buffered (the stream is being cut). */
+  discard(): void {
+    this.pending = ''
+  }
+
+  /** True when the stream ended as a finished reply does: with usage or `[DONE]`. */
+  get complete(): boolean {
+    return this.usage !== null || this.lastPiece.includes(DONE)
   }
 
   private mayCarryUsage(chunk: Buffer): boolean {
@@ -74,7 +106,7 @@ export class SseRelay {
         const parsed = parseData(event, dataAt)
         const usage = parsed ? usageFrom((parsed as { response?: unknown }).response) : null
         if (usage) this.usage = usage
-      } else if (event.includes('output_text.delta')) {
+      } else if (event.includes('.delta"')) {
         this.contentEvents++
       }
       return true
