@@ -1,6 +1,7 @@
 import { InvalidRequest } from '../errors/index.js'
 import { estimatePromptTokens } from './estimate.js'
 import { ROUTE_SHAPES, type InferenceRoute } from './routes.js'
+import { applyEdits, memberSpans, type Edit, type ValueSpan } from './json-members.js'
 
 /**
  * An inference request body, parsed once. The gateway validates only the fields it needs
@@ -8,6 +9,8 @@ import { ROUTE_SHAPES, type InferenceRoute } from './routes.js'
  */
 export interface InferenceBody {
   readonly route: InferenceRoute
+  /** The body's text as the client sent it. */
+  readonly text: string
   readonly json: Record<string, unknown>
   readonly model: string
   readonly stream: boolean
@@ -23,8 +26,9 @@ export const DEFAULT_COMPLETION_RESERVE = 1024
 
 export function parseInferenceBody(raw: Buffer, route: InferenceRoute): InferenceBody {
   let json: unknown
+  const text = raw.toString('utf8')
   try {
-    json = JSON.parse(raw.toString('utf8'))
+    json = JSON.parse(text)
   } catch {
     throw new InvalidRequest('the request body is not valid JSON', { reason: 'malformed_json' })
   }
@@ -73,6 +77,7 @@ export function parseInferenceBody(raw: Buffer, route: InferenceRoute): Inferenc
   const extra = route === '/v1/responses' ? body.instructions : undefined
   return {
     route,
+    text,
     json: body,
     model,
     stream: stream === true,
@@ -92,28 +97,33 @@ export function completionBudget(body: InferenceBody, maxTokensPerRequest: numbe
 
 /**
  * The body sent to the replica: the public model name replaced by the replica's, the token
- * caps clamped (or set to the cap when absent), and usage requested for streams. Returns the
- * serialized JSON; the client's parsed object is modified in place (it is not used again).
+ * caps clamped (or set to the cap when absent), and usage requested for streams. Every other
+ * byte is the client's own (see json-members.ts).
  */
 export function upstreamBody(body: InferenceBody, upstreamModel: string, maxTokensPerRequest: number | undefined): string {
   const json = body.json
   const shape = ROUTE_SHAPES[body.route]
-  json.model = upstreamModel
+  // Located only when something changes: a plain pass-through sends the client's text as is.
+  let spans: Map<string, ValueSpan> | null = null
+  const spanOf = (key: string) => (spans ??= memberSpans(body.text, EDITED_MEMBERS)).get(key) ?? null
+  const edits: Edit[] = []
+  if (upstreamModel !== body.model) edits.push({ key: 'model', span: spanOf('model'), value: JSON.stringify(upstreamModel) })
   if (maxTokensPerRequest !== undefined && shape.generates) {
-    let any = false
+    let present = false
     for (const field of shape.maxTokenFields) {
       const v = json[field]
-      if (typeof v === 'number') {
-        any = true
-        if (v > maxTokensPerRequest) json[field] = maxTokensPerRequest
-      }
+      if (typeof v !== 'number') continue
+      present = true
+      if (v > maxTokensPerRequest) edits.push({ key: field, span: spanOf(field), value: String(maxTokensPerRequest) })
     }
-    if (!any) json[shape.maxTokenFields[shape.maxTokenFields.length - 1]] = maxTokensPerRequest
+    if (!present) edits.push({ key: shape.maxTokenFields[shape.maxTokenFields.length - 1], span: null, value: String(maxTokensPerRequest) })
   }
   if (body.stream && shape.streamUsageOption && !body.clientWantsStreamUsage) {
     const existing = json.stream_options
-    json.stream_options =
-      existing && typeof existing === 'object' ? { ...(existing as object), include_usage: true } : { include_usage: true }
+    const value = existing && typeof existing === 'object' ? { ...(existing as object), include_usage: true } : { include_usage: true }
+    edits.push({ key: 'stream_options', span: spanOf('stream_options'), value: JSON.stringify(value) })
   }
-  return JSON.stringify(json)
+  return edits.length === 0 ? body.text : applyEdits(body.text, edits)
 }
+
+const EDITED_MEMBERS = new Set(['model', 'max_tokens', 'max_completion_tokens', 'max_output_tokens', 'stream_options'])
