@@ -66,6 +66,9 @@ export async function startGateway(config: Config, log: Logger = createLogger())
     admin,
   })
 
+  // dns upstreams know their replicas only after a first resolution: wait for it (bounded),
+  // so the first requests do not all get 503.
+  await Promise.race([balancer.ready(), new Promise((r) => setTimeout(r, 5000).unref())])
   const server = await listen(app.fetch, config.listen.host, config.listen.port)
   // Longer than common load balancers' idle timeouts, so they close first (no reset races).
   server.keepAliveTimeout = 75_000
