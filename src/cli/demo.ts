@@ -81,7 +81,8 @@ export async function runDemo(env: NodeJS.ProcessEnv = process.env): Promise<num
     })
     if (res.status !== 201) throw new Error(`could not create the demo key: ${res.status} ${await res.text()}`)
     const { key } = (await res.json()) as { key: string }
-    process.stdout.write(banner(gateway.url, key, adminToken, `http://127.0.0.1:${metricsPort}/metrics`, join(dataDir, 'audit.jsonl')))
+    const replicas = [vllmA, vllmB, ollama].map((p) => `http://127.0.0.1:${p}`)
+    process.stdout.write(banner(gateway.url, key, adminToken, `http://127.0.0.1:${metricsPort}/metrics`, join(dataDir, 'audit.jsonl'), replicas))
     await new Promise<void>((done) => {
       const stop = () => {
         process.stdout.write('\nstopping the demo...\n')
@@ -96,7 +97,7 @@ export async function runDemo(env: NodeJS.ProcessEnv = process.env): Promise<num
   }
 }
 
-function banner(url: string, key: string, adminToken: string, metricsUrl: string, auditPath: string): string {
+function banner(url: string, key: string, adminToken: string, metricsUrl: string, auditPath: string, replicas: string[]): string {
   return `
 Gatehouse demo is running: two simulated vLLM replicas (mistral-7b-instruct), one simulated
 Ollama (llama3.2), and the gateway in front of them.
@@ -106,6 +107,7 @@ Ollama (llama3.2), and the gateway in front of them.
   Admin token  ${adminToken}
   Metrics      ${metricsUrl}
   Audit trail  ${auditPath}
+  Replicas     ${replicas.join('  ')}
 
 curl:
   curl -s ${url}/v1/chat/completions \\
