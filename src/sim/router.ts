@@ -110,7 +110,7 @@ export function createRouter(deps: RouterDeps): (req: IncomingMessage, res: Serv
       }
       return
     }
-    state.countPath(path)
+    state.countPath(path, PROBES.has(path))
     const route = INFERENCE_ROUTES[path]
     const record = (body: unknown): void => {
       if (!PROBES.has(path)) state.record({ at: new Date().toISOString(), method, path, headers: req.headers, body })

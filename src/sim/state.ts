@@ -52,8 +52,9 @@ export class SimState {
     return this.queue.length
   }
 
-  countPath(path: string): void {
-    this.requests++
+  /** Counts a request by path; `requests` counts API calls only, not health probes and scrapes. */
+  countPath(path: string, probe: boolean): void {
+    if (!probe) this.requests++
     const key = this.byPath.has(path) || this.byPath.size < MAX_PATHS ? path : '(other)'
     this.byPath.set(key, (this.byPath.get(key) ?? 0) + 1)
   }
