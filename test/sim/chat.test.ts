@@ -143,7 +143,10 @@ describe('sim vllm: chat and completions', () => {
     assert.equal(s.id, 'replica-a')
     assert.equal(s.kind, 'vllm')
     assert.equal(s.byPath['/health'], (before.byPath['/health'] ?? 0) + 1)
-    assert.equal(s.requests, before.requests + 1)
+    // A health probe is counted by path but not as an API request.
+    assert.equal(s.requests, before.requests)
+    await fetch(`${sim.url}/v1/models`)
+    assert.equal((await stats(sim.url)).requests, before.requests + 1)
   })
 
   test('the official OpenAI SDK reads replies, streams and errors', async () => {
