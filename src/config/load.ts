@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
-import { configSchema, type Config } from './schema.js'
+import { configSchema, crossReferenceProblems, type Config } from './schema.js'
 import { embeddedDefaults } from './defaults.js'
 
 /** Thrown when a config cannot be used; `problems` holds one line per problem, with its path. */
@@ -59,6 +59,7 @@ export function parseConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env):
   const problems: string[] = []
   const substituted = substituteEnv(doc ?? {}, env, '', problems)
   const result = configSchema.safeParse(substituted)
+  problems.push(...crossReferenceProblems(substituted))
   if (!result.success) {
     for (const issue of result.error.issues) {
       if (issue.code === 'unrecognized_keys') {

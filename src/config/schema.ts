@@ -120,21 +120,30 @@ export const configSchema = z
       failClosed: false,
     }),
   })
-  .superRefine((cfg, ctx) => {
-    // Cross references: a dangling name would only surface as a runtime 404 or 503.
-    for (const [name, model] of Object.entries(cfg.models)) {
-      if (!cfg.upstreams[model.upstream]) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['models', name, 'upstream'],
-          message: `unknown upstream "${model.upstream}"`,
-        })
+
+/**
+ * Names that must refer to something configured. Checked on the raw document too, so a file
+ * with type errors still gets its dangling references reported in the same run.
+ */
+export function crossReferenceProblems(doc: unknown): string[] {
+  const problems: string[] = []
+  if (!doc || typeof doc !== 'object') return problems
+  const d = doc as { models?: unknown; upstreams?: unknown; roles?: unknown; defaultRole?: unknown }
+  const upstreams = d.upstreams && typeof d.upstreams === 'object' ? (d.upstreams as Record<string, unknown>) : {}
+  const roles = d.roles && typeof d.roles === 'object' ? (d.roles as Record<string, unknown>) : {}
+  if (d.models && typeof d.models === 'object') {
+    for (const [name, model] of Object.entries(d.models as Record<string, unknown>)) {
+      const upstream = model && typeof model === 'object' ? (model as { upstream?: unknown }).upstream : undefined
+      if (typeof upstream === 'string' && !Object.hasOwn(upstreams, upstream)) {
+        problems.push(`models.${name}.upstream: unknown upstream "${upstream}"`)
       }
     }
-    if (cfg.defaultRole !== null && !cfg.roles[cfg.defaultRole]) {
-      ctx.addIssue({ code: 'custom', path: ['defaultRole'], message: `unknown role "${cfg.defaultRole}"` })
-    }
-  })
+  }
+  if (typeof d.defaultRole === 'string' && !Object.hasOwn(roles, d.defaultRole)) {
+    problems.push(`defaultRole: unknown role "${d.defaultRole}"`)
+  }
+  return problems
+}
 
 export type RawConfig = z.infer<typeof configSchema>
 export type Limits = z.infer<typeof limitsSchema>

@@ -58,6 +58,8 @@ roles:
   analyst: { tokensPerMinute: -5, colour: red }
 upstreams:
   u: { kind: tgi, targets: [http://x:1] }
+models:
+  m: { upstream: missing }
 `
   const err = (() => {
     try {
@@ -74,6 +76,8 @@ upstreams:
   assert.match(text, /^roles\.analyst\.tokensPerMinute: expected a positive integer$/m)
   assert.match(text, /^roles\.analyst\.colour: unknown key$/m)
   assert.match(text, /^upstreams\.u\.kind: expected vllm, ollama or openai$/m)
+  // reported in the same run as the type errors
+  assert.match(text, /^models\.m\.upstream: unknown upstream "missing"$/m)
 })
 
 test('dangling references and a missing environment variable are errors', () => {
