@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { serve, type ServerType } from '@hono/node-server'
 import type { Config } from './config/index.js'
 import { createLogger, type Logger } from './log/index.js'
@@ -11,6 +12,7 @@ import { createAuditSink } from './audit/index.js'
 import { createMetrics, startMetricsServer } from './metrics/index.js'
 import { initTelemetry } from './telemetry/index.js'
 import { buildApp } from './app.js'
+import { InvalidRequest, errorJson } from './errors/index.js'
 import type { AuditEvent } from './audit/types.js'
 import type { GatewayEnv } from './http/context.js'
 
@@ -70,10 +72,7 @@ export async function startGateway(config: Config, log: Logger = createLogger())
   // so the first requests do not all get 503.
   await Promise.race([balancer.ready(), new Promise((r) => setTimeout(r, 5000).unref())])
   const server = await listen(app.fetch, config.listen.host, config.listen.port)
-  // Longer than common load balancers' idle timeouts, so they close first (no reset races).
-  server.keepAliveTimeout = 75_000
-  server.headersTimeout = 30_000
-  server.requestTimeout = 0 // streams may last minutes; idle limits live in the upstream timeouts
+  limitConnections(server, config)
   const metricsServer = await startMetricsServer(config.metrics, metrics)
   const port = (server.address() as AddressInfo).port
   log.info('gatehouse listening', { url: `http://${config.listen.host}:${port}`, metricsPort: metricsServer.port })
@@ -99,9 +98,61 @@ export async function startGateway(config: Config, log: Logger = createLogger())
   }
 }
 
+/**
+ * Bounds what a slow or hostile client can hold: time to send headers and body, silence on a
+ * connection, and the answer to a request node:http cannot parse (in the OpenAI error shape
+ * instead of node's empty 400).
+ */
+function limitConnections(server: import('node:http').Server, config: Config): void {
+  // Longer than common load balancers' idle timeouts, so they close first (no reset races).
+  server.keepAliveTimeout = 75_000
+  server.headersTimeout = 30_000
+  // The whole request (headers and body) must arrive within this: a body trickled a byte at a
+  // time would otherwise hold its connection forever. It does not limit the response, so
+  // streams may still last as long as the replica keeps sending.
+  server.requestTimeout = REQUEST_TIMEOUT_MS
+  // A connection silent both ways for longer than any upstream wait is a client that stopped
+  // reading (its stream is paused on backpressure) or vanished: close it, freeing its socket.
+  server.timeout = socketIdleTimeout(config)
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    // Never write into a response already under way on this connection.
+    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage
+    if (socket.writable && !inFlight?.headersSent) {
+      const [status, message] = CLIENT_ERRORS[err.code ?? ''] ?? ['400 Bad Request', 'the request is not valid HTTP']
+      const body = errorJson(new InvalidRequest(message, { reason: 'bad_http' }))
+      socket.write(
+        `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      )
+    }
+    socket.destroy()
+  })
+}
+
+const CLIENT_ERRORS: Record<string, [string, string]> = {
+  ERR_HTTP_REQUEST_TIMEOUT: ['408 Request Timeout', 'the request did not arrive in time'],
+  HPE_HEADER_OVERFLOW: ['431 Request Header Fields Too Large', 'the request headers are too large'],
+}
+
+/** Headers and body of a request must have arrived this long after it began (else 408). */
+export const REQUEST_TIMEOUT_MS = 60_000
+// How often node:http looks for requests past headersTimeout / requestTimeout (default 30 s,
+// which would let a slow request live up to 30 s past its limit).
+const CONNECTIONS_CHECK_MS = 5_000
+
+/**
+ * The longest a client connection may be silent both ways: longer than every upstream's
+ * first-byte and idle timeouts (the gateway answers, or cuts the stream, before it), plus slack.
+ */
+export function socketIdleTimeout(config: Config): number {
+  let longest = 0
+  for (const u of Object.values(config.upstreams)) longest = Math.max(longest, u.timeouts.firstByteMs, u.timeouts.idleMs)
+  return longest + 10_000
+}
+
 function listen(fetch: Parameters<typeof serve>[0]['fetch'], hostname: string, port: number): Promise<ServerType & import('node:http').Server> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch, hostname, port }, () => resolve(server as ServerType & import('node:http').Server))
+    const serverOptions = { connectionsCheckingInterval: CONNECTIONS_CHECK_MS }
+    const server = serve({ fetch, hostname, port, serverOptions }, () => resolve(server as ServerType & import('node:http').Server))
     server.once('error', reject)
   })
 }

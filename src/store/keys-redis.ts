@@ -17,6 +17,8 @@ export interface RedisKeyStoreOptions {
   cacheTtlMs?: number
   cacheSize?: number
   flushIntervalMs?: number
+  /** How often the subscriber connection is pinged (default 2 s). */
+  heartbeatMs?: number
 }
 
 interface CacheEntry {
@@ -76,6 +78,14 @@ export function createRedisKeyStore(opts: RedisKeyStoreOptions): KeyStore {
   }
   subscriber.on('ready', subscribe)
   if (subscriber.status === 'ready') subscribe()
+  // A subscription sends no commands, so a dead path (no reset, no messages) would leave the
+  // cache trusted while invalidations are lost. A PING now and then arms the connection's
+  // socket timeout: without an answer the socket is dropped, `close` empties the cache, and
+  // lookups go to Redis until the subscription is back.
+  const heartbeat = setInterval(() => {
+    if (listening) subscriber.ping().catch(() => undefined)
+  }, opts.heartbeatMs ?? 2000)
+  heartbeat.unref()
 
   const tracker = new LastUsedTracker(
     async (batch) => {
@@ -185,6 +195,7 @@ export function createRedisKeyStore(opts: RedisKeyStoreOptions): KeyStore {
       tracker.touch(id)
     },
     async close() {
+      clearInterval(heartbeat)
       await tracker.close()
       subscriber.removeAllListeners('message')
       subscriber.disconnect()

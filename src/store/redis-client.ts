@@ -1,6 +1,9 @@
 import { Redis } from 'ioredis'
 import type { Logger } from '../log/index.js'
 
+/** No reply this long after a command: the connection is taken for dead and replaced. */
+export const SOCKET_TIMEOUT_MS = 5000
+
 /**
  * A Redis connection that fails fast instead of queueing: while Redis is unreachable every
  * command rejects at once (so the gateway answers 503, fail closed), and the client keeps
@@ -15,6 +18,11 @@ export function createRedisClient(url: string, log: Logger, name = 'gatehouse'):
     maxRetriesPerRequest: 0,
     connectTimeout: 2000,
     commandTimeout: 2000,
+    // A connection that goes silent without a reset (a dead network path, a Redis moved to
+    // another node) never errors on its own, so every command would time out forever: when
+    // nothing comes back this long after a command, the socket is destroyed and the client
+    // reconnects on a fresh one.
+    socketTimeout: SOCKET_TIMEOUT_MS,
     lazyConnect: false,
     retryStrategy: (times) => Math.min(100 * times, 1000),
   })
