@@ -53,12 +53,13 @@ export function chatPromptTokens(messages: Json | undefined): number {
  * A completions `prompt` or embeddings `input`: a string, a list of strings, a list of
  * token ids (counted one each) or a list of such lists.
  */
-export function textInputTokens(input: Json | undefined): number {
+export function textInputTokens(input: Json | undefined, depth = 0): number {
   if (typeof input === 'string') return tokensOf({ chars: input.length, images: 0 })
-  if (!Array.isArray(input)) return 1
+  // Real inputs are a string or one level of arrays; a deeply nested one must not overflow the stack.
+  if (!Array.isArray(input) || depth > 8) return 1
   if (input.every((x) => typeof x === 'number')) return Math.max(1, input.length)
   let total = 0
-  for (const x of input) total += textInputTokens(x)
+  for (const x of input) total += textInputTokens(x, depth + 1)
   return Math.max(1, total)
 }
 

@@ -125,7 +125,12 @@ export function createRouter(deps: RouterDeps): (req: IncomingMessage, res: Serv
           // Keep what arrived even when it was not JSON: that is what a test wants to see.
           record(body === undefined && raw.length > 0 ? raw : (body ?? null))
           if (!authorized) return inference.reject(res, unauthorized(kind))
-          handleInference(inference, route, body, res)
+          try {
+            handleInference(inference, route, body, res)
+          } catch {
+            // A body the replica cannot digest (e.g. nested too deeply to serialise) is a 400, as in vLLM.
+            if (!res.headersSent) inference.reject(res, apiError(kind, 400, 'the request could not be processed'))
+          }
         },
         tooLarge,
       )

@@ -107,3 +107,18 @@ describe('sim: drop and hang', () => {
     assert.equal((await postJson(`${sim.url}/v1/chat/completions`, CHAT)).status, 200)
   })
 })
+
+describe('sim: hostile bodies', () => {
+  let sim: SimHandle
+  before(async () => {
+    sim = await startSim('vllm')
+  })
+  after(() => sim?.stop())
+
+  test('an input nested 60,000 levels deep gets a 400, and the simulator keeps serving', async () => {
+    const deep = `{"model":"sim-model","input":${'['.repeat(60000)}"x"${']'.repeat(60000)}}`
+    const res = await fetch(`${sim.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: deep })
+    assert.equal(res.status, 400)
+    assert.equal((await fetch(`${sim.url}/health`)).status, 200)
+  })
+})
