@@ -4,16 +4,10 @@ import type { Logger } from '../log/index.js'
 import type { QuotaLimiter } from '../quota/types.js'
 import type { GatewayEnv, RequestState } from '../http/context.js'
 import type { ModelCatalog } from './models.js'
+import type { Metrics } from '../metrics/index.js'
 
-/** The recorders the request path uses; the metrics module implements them. */
-export interface RequestMetrics {
-  requests(route: string, model: string, role: string, status: number): void
-  duration(route: string, model: string, seconds: number): void
-  ttft(model: string, seconds: number): void
-  tokens(model: string, role: string, prompt: number, completion: number): void
-  rateLimited(role: string, limit: string): void
-  authFailure(reason: string): void
-}
+/** The recorders the request path uses (from the metrics module). */
+export type RequestMetrics = Pick<Metrics, 'requests' | 'duration' | 'ttft' | 'tokens' | 'rateLimited' | 'authFailure'>
 
 export interface RecorderDeps {
   catalog: ModelCatalog
