@@ -1,4 +1,5 @@
 import { Hono } from 'hono'
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import type { Config } from './config/index.js'
 import type { Authenticator, Entitlements, Principal } from './auth/types.js'
 import type { AuditSink } from './audit/types.js'
@@ -10,8 +11,9 @@ import { newRequestState, type GatewayEnv } from './http/context.js'
 import { requestIdFrom } from './http/request-id.js'
 import { createAuthentication } from './http/authenticate.js'
 import { createErrorHandler } from './http/errors.js'
-import { createInferenceHandler } from './inference/handler.js'
+import { createInferenceHandler, type InferenceHandler } from './inference/handler.js'
 import { createRecorder, type RequestMetrics } from './inference/recorder.js'
+import { createInferencePipeline, type FastPath } from './inference/pipeline.js'
 import { buildModelCatalog, modelObject, resolveModel } from './inference/models.js'
 import type { Telemetry } from './telemetry/index.js'
 import type { InferenceRoute } from './inference/routes.js'
@@ -33,8 +35,12 @@ export interface AppDeps {
 
 const INFERENCE_ROUTES: readonly InferenceRoute[] = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses']
 
-/** The gateway's HTTP surface (SPEC section 3); the order of the steps reads top to bottom. */
-export function buildApp(deps: AppDeps): Hono<GatewayEnv> {
+/**
+ * The gateway's HTTP surface (SPEC section 3), the order of the steps reading top to bottom:
+ * the Hono app, and the fast path that serves the inference POSTs with the same steps
+ * straight from node:http (main.ts puts it in front of the app).
+ */
+export function buildApp(deps: AppDeps): { app: Hono<GatewayEnv>; fastPath: FastPath } {
   const { config } = deps
   const app = new Hono<GatewayEnv>()
   const catalog = buildModelCatalog(config)
@@ -62,26 +68,26 @@ export function buildApp(deps: AppDeps): Hono<GatewayEnv> {
     c.var.state.route = routeLabel(c.req.path)
     await next()
   })
-  app.use('/v1/*', createRecorder({ catalog, quota: deps.quota, audit: deps.audit, metrics: deps.metrics, log: deps.log }))
-  if (config.audit.failClosed) {
-    app.use('/v1/*', async (_c, next) => {
-      if (!deps.audit.isHealthy()) {
-        throw new ServiceUnavailable('the audit trail cannot be written; requests are refused until it can', {
-          reason: 'audit_unavailable',
-          headers: { 'retry-after': '5' },
-        })
-      }
-      await next()
-    })
+  const recorder = { catalog, quota: deps.quota, audit: deps.audit, metrics: deps.metrics, log: deps.log }
+  app.use('/v1/*', createRecorder(recorder))
+  const admit = () => {
+    if (config.audit.failClosed && !deps.audit.isHealthy()) {
+      throw new ServiceUnavailable('the audit trail cannot be written; requests are refused until it can', {
+        reason: 'audit_unavailable',
+        headers: { 'retry-after': '5' },
+      })
+    }
   }
-  app.use(
-    '/v1/*',
-    createAuthentication({
-      authenticator: deps.authenticator,
-      resolveEntitlements: deps.resolveEntitlements,
-      onAuthFailure: (reason) => deps.metrics.authFailure(reason),
-    }),
-  )
+  app.use('/v1/*', async (_c, next) => {
+    admit()
+    await next()
+  })
+  const authentication = {
+    authenticator: deps.authenticator,
+    resolveEntitlements: deps.resolveEntitlements,
+    onAuthFailure: (reason: string) => deps.metrics.authFailure(reason),
+  }
+  app.use('/v1/*', createAuthentication(authentication))
 
   app.get('/v1/models', async (c) => {
     const state = c.var.state
@@ -103,12 +109,21 @@ export function buildApp(deps: AppDeps): Hono<GatewayEnv> {
   })
 
   const inferenceDeps = { config, catalog, quota: deps.quota, balancer: deps.balancer, tracing: deps.tracing }
-  for (const route of INFERENCE_ROUTES) app.post(route, createInferenceHandler(inferenceDeps, route))
+  const handlers = new Map<string, InferenceHandler>()
+  for (const route of INFERENCE_ROUTES) {
+    const handle = createInferenceHandler(inferenceDeps, route)
+    handlers.set(route, handle)
+    app.post(route, async (c) => {
+      await handle(c.env.incoming, c.env.outgoing, c.var.state)
+      return RESPONSE_ALREADY_SENT
+    })
+  }
 
   const onError = createErrorHandler(deps.log)
   app.notFound((c) => onError(new NotFound(`no route for ${c.req.method} ${c.req.path.slice(0, 200)}`, { reason: 'unknown_route' }), c))
   app.onError(onError)
-  return app
+  const fastPath = createInferencePipeline({ recorder, authentication, admit, log: deps.log }, handlers)
+  return { app, fastPath }
 }
 
 const KNOWN_ROUTES = new Set<string>([...INFERENCE_ROUTES, '/v1/models'])

@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
+import { createServer as createHttpServer, type RequestListener, type ServerOptions } from 'node:http'
 import { serve, type ServerType } from '@hono/node-server'
 import type { Config } from './config/index.js'
 import { createLogger, type Logger } from './log/index.js'
@@ -12,6 +13,7 @@ import { createAuditSink } from './audit/index.js'
 import { createMetrics, startMetricsServer } from './metrics/index.js'
 import { initTelemetry } from './telemetry/index.js'
 import { buildApp } from './app.js'
+import type { FastPath } from './inference/pipeline.js'
 import { InvalidRequest, errorJson } from './errors/index.js'
 import type { AuditEvent } from './audit/types.js'
 import type { GatewayEnv } from './http/context.js'
@@ -55,7 +57,7 @@ export async function startGateway(config: Config, log: Logger = createLogger())
     usage: (filter) => quota.queryUsage(filter),
     upstreams: () => balancer.snapshot(),
   })
-  const app = buildApp({
+  const { app, fastPath } = buildApp({
     config,
     log,
     authenticator,
@@ -71,7 +73,7 @@ export async function startGateway(config: Config, log: Logger = createLogger())
   // dns upstreams know their replicas only after a first resolution: wait for it (bounded),
   // so the first requests do not all get 503.
   await Promise.race([balancer.ready(), new Promise((r) => setTimeout(r, 5000).unref())])
-  const server = await listen(app.fetch, config.listen.host, config.listen.port)
+  const server = await listen(app.fetch, fastPath, config.listen.host, config.listen.port)
   limitConnections(server, config)
   const metricsServer = await startMetricsServer(config.metrics, metrics)
   const port = (server.address() as AddressInfo).port
@@ -149,10 +151,22 @@ export function socketIdleTimeout(config: Config): number {
   return longest + 10_000
 }
 
-function listen(fetch: Parameters<typeof serve>[0]['fetch'], hostname: string, port: number): Promise<ServerType & import('node:http').Server> {
+function listen(
+  fetch: Parameters<typeof serve>[0]['fetch'],
+  fastPath: FastPath,
+  hostname: string,
+  port: number,
+): Promise<ServerType & import('node:http').Server> {
   return new Promise((resolve, reject) => {
     const serverOptions = { connectionsCheckingInterval: CONNECTIONS_CHECK_MS }
-    const server = serve({ fetch, hostname, port, serverOptions }, () => resolve(server as ServerType & import('node:http').Server))
+    // The inference POSTs take the fast path; everything else goes to the Hono app.
+    const createServer = ((options: ServerOptions, appListener: RequestListener) =>
+      createHttpServer(options, (req, res) => {
+        if (!fastPath(req, res)) void appListener(req, res)
+      })) as unknown as typeof createHttpServer
+    const server = serve({ fetch, hostname, port, serverOptions, createServer }, () =>
+      resolve(server as ServerType & import('node:http').Server),
+    )
     server.once('error', reject)
   })
 }

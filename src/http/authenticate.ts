@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from 'hono'
 import type { Authenticator, Entitlements, Principal } from '../auth/types.js'
 import { GatehouseError } from '../errors/index.js'
-import type { GatewayEnv } from './context.js'
+import type { GatewayEnv, RequestState } from './context.js'
 
 export interface AuthenticationDeps {
   authenticator: Authenticator
@@ -15,17 +15,21 @@ export interface AuthenticationDeps {
  */
 export function createAuthentication(deps: AuthenticationDeps): MiddlewareHandler<GatewayEnv> {
   return async (c, next) => {
-    const state = c.var.state
-    try {
-      const principal = await deps.authenticator.authenticate(c.env.incoming.headers.authorization)
-      state.principal = principal
-      state.entitlements = deps.resolveEntitlements(principal)
-    } catch (err) {
-      if (err instanceof GatehouseError && (err.status === 401 || err.status === 403)) {
-        deps.onAuthFailure(err.reason ?? err.code)
-      }
-      throw err
-    }
+    await authenticateRequest(deps, c.var.state, c.env.incoming.headers.authorization)
     await next()
+  }
+}
+
+/** The step itself, for the inference routes served without Hono (see inference/pipeline.ts). */
+export async function authenticateRequest(deps: AuthenticationDeps, state: RequestState, authorization: string | undefined): Promise<void> {
+  try {
+    const principal = await deps.authenticator.authenticate(authorization)
+    state.principal = principal
+    state.entitlements = deps.resolveEntitlements(principal)
+  } catch (err) {
+    if (err instanceof GatehouseError && (err.status === 401 || err.status === 403)) {
+      deps.onAuthFailure(err.reason ?? err.code)
+    }
+    throw err
   }
 }

@@ -1,7 +1,6 @@
-import type { Context } from 'hono'
-import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Config } from '../config/index.js'
-import type { GatewayEnv } from '../http/context.js'
+import type { RequestState } from '../http/context.js'
 import { readBody } from '../http/body.js'
 import { PermissionDenied } from '../errors/index.js'
 import type { QuotaLimiter } from '../quota/types.js'
@@ -22,18 +21,20 @@ export interface InferenceDeps {
   tracing: Telemetry
 }
 
+/** Answers one authenticated inference request by writing to `out`, or throws a GatehouseError. */
+export type InferenceHandler = (incoming: IncomingMessage, out: ServerResponse, state: RequestState) => Promise<void>
+
 /**
  * The inference endpoints: parse the body once, check the model, reserve quota, forward to
  * a replica and relay the reply. Settlement, audit and metrics happen in the recorder, which
  * runs however this ends.
  */
-export function createInferenceHandler(deps: InferenceDeps, route: InferenceRoute) {
+export function createInferenceHandler(deps: InferenceDeps, route: InferenceRoute): InferenceHandler {
   const includePrompts = deps.config.audit.includePrompts
-  return async (c: Context<GatewayEnv>) => {
-    const state = c.var.state
+  return async (incoming, out, state) => {
     const entitlements = state.entitlements
     if (!entitlements || !state.principal) throw new PermissionDenied('not authorized')
-    const raw = await readBody(c.env.incoming, deps.config.maxBodyBytes)
+    const raw = await readBody(incoming, deps.config.maxBodyBytes)
     const body = parseInferenceBody(raw, route)
     state.model = body.model
     const target = resolveModel(deps.catalog, body.model, entitlements)
@@ -53,11 +54,10 @@ export function createInferenceHandler(deps: InferenceDeps, route: InferenceRout
     const upstreamConfig = target.upstreamConfig
     const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': state.requestId }
     if (upstreamConfig.apiKey) headers.authorization = `Bearer ${upstreamConfig.apiKey}`
-    const incomingTrace = c.env.incoming.headers.traceparent
+    const incomingTrace = incoming.headers.traceparent
     const span = deps.tracing.startRequestSpan(route, typeof incomingTrace === 'string' ? incomingTrace : null)
     if (span.traceparent) headers.traceparent = span.traceparent
     const controller = new AbortController()
-    const out = c.env.outgoing
     const onClientGone = () => {
       if (!out.writableFinished) controller.abort()
     }
@@ -80,7 +80,7 @@ export function createInferenceHandler(deps: InferenceDeps, route: InferenceRout
       if (body.stream && status < 300) {
         await relayStream(call, out, state, target, body, upstreamConfig.timeouts, () => controller.abort())
         span.setAttributes({ status: state.status })
-        return RESPONSE_ALREADY_SENT
+        return
       }
       const reply = await relayJson(call, state, target, includePrompts)
       state.status = reply.status
@@ -91,7 +91,6 @@ export function createInferenceHandler(deps: InferenceDeps, route: InferenceRout
       replyHeaders['content-length'] = String(Buffer.byteLength(reply.text))
       out.writeHead(reply.status, replyHeaders)
       out.end(reply.text)
-      return RESPONSE_ALREADY_SENT
     } finally {
       out.off('close', onClientGone)
       span.end()

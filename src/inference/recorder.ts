@@ -1,4 +1,5 @@
-import type { Context, MiddlewareHandler } from 'hono'
+import type { IncomingMessage } from 'node:http'
+import type { MiddlewareHandler } from 'hono'
 import type { AuditEvent, AuditSink } from '../audit/types.js'
 import type { Logger } from '../log/index.js'
 import type { QuotaLimiter } from '../quota/types.js'
@@ -18,9 +19,8 @@ export interface RecorderDeps {
 }
 
 /** The audit line for a finished /v1 request (SPEC section 5): every field, null when absent. */
-export function requestAuditEvent(state: RequestState, c: Context<GatewayEnv>, durationMs: number): AuditEvent {
+export function requestAuditEvent(state: RequestState, incoming: IncomingMessage, durationMs: number): AuditEvent {
   const p = state.principal
-  const incoming = c.env.incoming
   const ua = incoming.headers['user-agent']
   const event: AuditEvent = {
     ts: new Date().toISOString(),
@@ -58,14 +58,15 @@ export function createRecorder(deps: RecorderDeps): MiddlewareHandler<GatewayEnv
     try {
       await next()
     } finally {
-      finishRequest(deps, c)
+      const state = c.var.state
+      if (state.status === 0) state.status = c.res.status
+      finishRequest(deps, state, c.env.incoming)
     }
   }
 }
 
-function finishRequest(deps: RecorderDeps, c: Context<GatewayEnv>): void {
-  const state = c.var.state
-  if (state.status === 0) state.status = c.res.status
+/** Settles, audits and measures one finished /v1 request (`state.status` already set). */
+export function finishRequest(deps: RecorderDeps, state: RequestState, incoming: IncomingMessage): void {
   const durationMs = performance.now() - state.startedAt
   const modelLabel = state.model !== null && deps.catalog.has(state.model) ? state.model : 'unknown'
   const role = state.entitlements ? state.entitlements.primaryRole : 'none'
@@ -80,7 +81,7 @@ function finishRequest(deps: RecorderDeps, c: Context<GatewayEnv>): void {
       })
       .catch((err: unknown) => deps.log.error('quota settlement failed', { requestId: state.requestId, error: String(err) }))
   }
-  deps.audit.write(requestAuditEvent(state, c, durationMs))
+  deps.audit.write(requestAuditEvent(state, incoming, durationMs))
   const m = deps.metrics
   m.requests(state.route, modelLabel, role, state.status)
   m.duration(state.route, modelLabel, durationMs / 1000)

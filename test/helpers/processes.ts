@@ -94,7 +94,7 @@ export interface GatewayHandle extends Child {
 export async function startGateway(
   configYaml: string,
   env: NodeJS.ProcessEnv = {},
-  opts: { dir?: string; waitReady?: boolean; pin?: string } = {},
+  opts: { dir?: string; waitReady?: boolean; pin?: string; nodeArgs?: string[] } = {},
 ): Promise<GatewayHandle> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'gatehouse-test-'))
   const port = await freePort()
@@ -105,7 +105,7 @@ export async function startGateway(
     .replaceAll('$DIR', dir)
   const configPath = join(dir, 'gatehouse.yaml')
   writeFileSync(configPath, text)
-  const child = startChild(process.execPath, [BIN, 'serve', '--config', configPath], env, opts.pin)
+  const child = startChild(process.execPath, [...(opts.nodeArgs ?? []), BIN, 'serve', '--config', configPath], env, opts.pin)
   const url = `http://127.0.0.1:${port}`
   await waitForHttp(`${url}/healthz`, 15000, false, child).catch((err) => {
     throw new Error(`${err}\n${child.output()}`)
