@@ -67,6 +67,8 @@ interface RoleSet {
 interface Compiled {
   roleMatchers: Map<string, ModelMatcher>
   sets: Map<string, RoleSet>
+  /** Principals are reused objects (a cached key's, a cached token's): resolve each once. */
+  byPrincipal: WeakMap<Principal, Entitlements>
 }
 
 const MAX_ROLE_SETS = 1_000
@@ -78,7 +80,7 @@ function compile(config: Config): Compiled {
   if (!compiled) {
     const roleMatchers = new Map<string, ModelMatcher>()
     for (const [name, role] of Object.entries(config.roles)) roleMatchers.set(name, compileModelPatterns(role.models))
-    compiled = { roleMatchers, sets: new Map() }
+    compiled = { roleMatchers, sets: new Map(), byPrincipal: new WeakMap() }
     compiledByConfig.set(config, compiled)
   }
   return compiled
@@ -126,14 +128,18 @@ function roleSet(config: Config, compiled: Compiled, roles: readonly string[], k
  */
 export function resolveEntitlements(config: Config, principal: Principal): Entitlements {
   const compiled = compile(config)
+  const known = compiled.byPrincipal.get(principal)
+  if (known !== undefined) return known
   let roles = [...new Set(principal.roles.filter((r) => Object.hasOwn(config.roles, r)))]
   if (roles.length === 0 && config.defaultRole !== null) roles = [config.defaultRole]
   if (roles.length === 0) throw new PermissionDenied('none of your roles may use this gateway', { reason: 'no_role' })
   const set = roleSet(config, compiled, roles, principal.keyModels)
-  return {
+  const entitlements: Entitlements = Object.freeze({
     roles: set.roles,
     primaryRole: set.roles[0],
     limits: principal.keyLimits ? Object.freeze(narrowLimits(set.limits, principal.keyLimits)) : set.limits,
     allowsModel: set.allows,
-  }
+  })
+  if (Object.isFrozen(principal)) compiled.byPrincipal.set(principal, entitlements)
+  return entitlements
 }

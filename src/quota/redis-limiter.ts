@@ -145,6 +145,8 @@ export class RedisQuotaLimiter implements QuotaLimiter {
 
   async queryUsage(filter: UsageFilter): Promise<UsageRow[]> {
     if (!this.isReady()) throw storeUnavailable()
+    // This replica's own requests are in the report, however recent.
+    await this.settler.flush()
     try {
       const days = (await this.client.smembers(this.daysKey)).filter((d) => dayInRange(d, filter)).sort()
       if (days.length === 0) return []
@@ -166,10 +168,11 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     return !this.closed && this.client.status === 'ready'
   }
 
-  /** Stops renewing leases; the Redis client belongs to the caller and stays open. */
+  /** Sends what is still gathered and stops renewing leases; the Redis client belongs to the caller and stays open. */
   async close(): Promise<void> {
     this.closed = true
     clearInterval(this.renewTimer)
+    await this.settler.flush()
   }
 
   private keysFor(subject: string): SubjectKeys {

@@ -5,7 +5,8 @@ import type { Logger } from '../log/index.js'
  * recording a use is a map write, so the request path never waits for the store.
  */
 export class LastUsedTracker {
-  private pending = new Map<string, string>()
+  /** key id → time of last use in ms (turned into ISO text only when written or read). */
+  private pending = new Map<string, number>()
   private readonly timer: NodeJS.Timeout
   private flushing: Promise<void> = Promise.resolve()
 
@@ -18,25 +19,28 @@ export class LastUsedTracker {
     this.timer.unref()
   }
 
-  touch(id: string, at: Date = new Date()): void {
-    this.pending.set(id, at.toISOString())
+  touch(id: string, at: number = Date.now()): void {
+    this.pending.set(id, at)
   }
 
   /** A use noted but not yet written, so reads can show it. */
   peek(id: string): string | undefined {
-    return this.pending.get(id)
+    const at = this.pending.get(id)
+    return at === undefined ? undefined : new Date(at).toISOString()
   }
 
   /** Writes what is pending; a failed batch is merged back to be retried next time. */
   flush(): Promise<void> {
     this.flushing = this.flushing.then(async () => {
       if (this.pending.size === 0) return
-      const batch = this.pending
+      const taken = this.pending
       this.pending = new Map()
+      const batch = new Map<string, string>()
+      for (const [id, at] of taken) batch.set(id, new Date(at).toISOString())
       try {
         await this.write(batch)
       } catch (err) {
-        for (const [id, at] of batch) if (!this.pending.has(id)) this.pending.set(id, at)
+        for (const [id, at] of taken) if (!this.pending.has(id)) this.pending.set(id, at)
         this.log.warn('could not record key last use; will retry', { error: (err as NodeJS.ErrnoException).code ?? (err as Error).message })
       }
     })
