@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --single-threaded-gc
 // The compiled CLI lives in dist/ (built by `npm install` through the prepare script).
 import { main } from '../dist/src/cli/main.js'
 

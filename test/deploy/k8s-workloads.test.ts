@@ -3,6 +3,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { OVERLAYS, find, renderOverlay, renderWith, templateOf, type Container, type K8sObject, type PodTemplate, type Probe } from './kustomize.js'
+import { GATEWAY_NODE_FLAGS } from '../helpers/processes.js'
 
 function portOf(c: Container, p: Probe | undefined): number | undefined {
   const port = p?.httpGet?.port ?? p?.tcpSocket?.port
@@ -60,7 +61,7 @@ for (const overlay of OVERLAYS) {
       assert.equal(c.readinessProbe?.httpGet?.path, '/readyz')
       assert.equal(portOf(c, c.readinessProbe), 8080)
       assert.deepEqual(c.ports?.map((p) => p.containerPort).sort(), [8080, 9464])
-      assert.deepEqual(c.command, ['node', 'bin/gatehouse.js', 'serve'])
+      assert.deepEqual(c.command, ['node', ...GATEWAY_NODE_FLAGS, 'bin/gatehouse.js', 'serve'])
       const keys = (t.spec.topologySpreadConstraints as { topologyKey: string }[]).map((x) => x.topologyKey)
       assert.deepEqual(keys.sort(), ['kubernetes.io/hostname', 'topology.kubernetes.io/zone'])
       assert.equal(t.metadata.annotations?.['prometheus.io/scrape'], 'true')

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parse } from 'yaml'
-import { BIN, ROOT } from '../helpers/processes.js'
+import { BIN, GATEWAY_NODE_FLAGS, ROOT } from '../helpers/processes.js'
 
 interface Instruction {
   op: string
@@ -82,9 +82,11 @@ describe('Dockerfile', () => {
     const hc = runtime!.find((i) => i.op === 'HEALTHCHECK')?.args ?? ''
     assert.match(hc, /CMD \["node", "-e", .*\/healthz/)
     assert.equal(runtime!.at(-1)!.op, 'CMD')
-    assert.equal(runtime!.at(-1)!.args, '["npm", "start"]')
+    // The image, the manifests, npm start and the tests run the gateway with the same flags.
+    assert.equal(runtime!.at(-1)!.args, JSON.stringify(['node', ...GATEWAY_NODE_FLAGS, 'bin/gatehouse.js', 'serve']).replaceAll(',', ', '))
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
-    assert.equal(pkg.scripts.start, 'node bin/gatehouse.js serve')
+    assert.equal(pkg.scripts.start, ['node', ...GATEWAY_NODE_FLAGS, 'bin/gatehouse.js', 'serve'].join(' '))
+    assert.equal(readFileSync(join(ROOT, 'bin', 'gatehouse.js'), 'utf8').split('\n')[0], `#!/usr/bin/env -S node ${GATEWAY_NODE_FLAGS.join(' ')}`)
   })
 
   it('.dockerignore keeps dependencies, build output, VCS data and secrets out of the context', () => {

@@ -6,6 +6,8 @@ import { freePort } from './ports.js'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..', '..')
 export const BIN = join(ROOT, 'bin', 'gatehouse.js')
+/** Node flags the gateway runs with everywhere (Dockerfile, manifests, npm start, tests). */
+export const GATEWAY_NODE_FLAGS: readonly string[] = ['--single-threaded-gc']
 
 /** A child process a test started; `stop()` ends it by its PID and waits for the exit. */
 export interface Child {
@@ -105,7 +107,7 @@ export async function startGateway(
     .replaceAll('$DIR', dir)
   const configPath = join(dir, 'gatehouse.yaml')
   writeFileSync(configPath, text)
-  const child = startChild(process.execPath, [...(opts.nodeArgs ?? []), BIN, 'serve', '--config', configPath], env, opts.pin)
+  const child = startChild(process.execPath, [...GATEWAY_NODE_FLAGS, ...(opts.nodeArgs ?? []), BIN, 'serve', '--config', configPath], env, opts.pin)
   const url = `http://127.0.0.1:${port}`
   await waitForHttp(`${url}/healthz`, 15000, false, child).catch((err) => {
     throw new Error(`${err}\n${child.output()}`)
