@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --single-threaded-gc
+#!/usr/bin/env -S node --single-threaded-gc --heap-growing-percent=50
 // The compiled CLI lives in dist/ (built by `npm install` through the prepare script).
 import { main } from '../dist/src/cli/main.js'
 
