@@ -9,13 +9,44 @@ export interface BenchRow {
   errors: number
 }
 
+/** The 5-minute soak: RSS sampled every 5 s while streaming at c=64. */
+export interface SoakResult {
+  seconds: number
+  rps: number
+  errors: number
+  samplesMiB: number[]
+  /** Mean RSS over the first and the last minute (the first 30 s, warming up, left out). */
+  firstMinuteMiB: number
+  lastMinuteMiB: number
+  maxMiB: number
+}
+
 export interface BenchReport {
   machine: string
   startedAt: string
   seconds: number
+  warmupSeconds: number
   rows: BenchRow[]
   ttft: Record<string, { p50: number; p99: number }>
   gatewayRssMiB: { idle: number; peakStreamC64: number | null }
+  soak: SoakResult | null
+}
+
+const mean = (xs: number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length)
+
+/** Summarises RSS samples taken every 5 s over a soak of `seconds`. */
+export function soakSummary(samplesMiB: number[], rps: number, errors: number, seconds: number): SoakResult {
+  const perMinute = 12
+  const settled = samplesMiB.slice(6)
+  return {
+    seconds,
+    rps,
+    errors,
+    samplesMiB,
+    firstMinuteMiB: mean(settled.slice(0, perMinute)),
+    lastMinuteMiB: mean(samplesMiB.slice(-perMinute)),
+    maxMiB: Math.max(...samplesMiB),
+  }
 }
 
 function fmt(n: number, digits = 2): string {
@@ -26,17 +57,21 @@ export function markdown(report: BenchReport): string {
   const out: string[] = [
     `# Gatehouse benchmark (${report.startedAt})`,
     '',
-    `Machine: ${report.machine}. ${report.seconds} s per point after a 1 s warm-up; wrk on CPU 0, simulator + gateway (+ Redis) on CPU 1; simulator at zero latency, 32 tokens per reply.`,
+    `Machine: ${report.machine}. ${report.seconds} s per point after a ${report.warmupSeconds} s warm-up; wrk on CPU 0, simulator + gateway + Redis on CPU 1; simulator at zero latency, 32 tokens per reply.`,
     '',
-    '| scenario | c | target | RPS | ×direct | p50 ms | p99 ms | added p50 ms | errors |',
-    '|---|---:|---|---:|---:|---:|---:|---:|---:|',
+    '| scenario | c | target | RPS | ×direct | ×node-min | p50 ms | p99 ms | added p50 ms | errors |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|',
   ]
+  const find = (target: string, row: BenchRow) =>
+    report.rows.find((r) => r.target === target && r.scenario === row.scenario && r.connections === row.connections)
   for (const row of report.rows) {
-    const direct = report.rows.find((r) => r.target === 'direct' && r.scenario === row.scenario && r.connections === row.connections)
+    const direct = find('direct', row)
+    const nodeMin = find('node-min', row)
     const ratio = direct ? row.rps / direct.rps : NaN
+    const vsNodeMin = nodeMin ? `${fmt(row.rps / nodeMin.rps)}×` : 'n/a'
     const added = direct ? row.p50ms - direct.p50ms : NaN
     out.push(
-      `| ${row.scenario} | ${row.connections} | ${row.target} | ${fmt(row.rps, 0)} | ${fmt(ratio)}× | ${fmt(row.p50ms)} | ${fmt(row.p99ms)} | ${fmt(added)} | ${row.errors} |`,
+      `| ${row.scenario} | ${row.connections} | ${row.target} | ${fmt(row.rps, 0)} | ${fmt(ratio)}× | ${vsNodeMin} | ${fmt(row.p50ms)} | ${fmt(row.p99ms)} | ${fmt(added)} | ${row.errors} |`,
     )
   }
   out.push('', '| target | TTFT p50 ms | TTFT p99 ms |', '|---|---:|---:|')
@@ -46,5 +81,12 @@ export function markdown(report: BenchReport): string {
     `Gateway RSS: ${fmt(report.gatewayRssMiB.idle, 1)} MiB idle, ${report.gatewayRssMiB.peakStreamC64 === null ? 'n/a' : fmt(report.gatewayRssMiB.peakStreamC64, 1)} MiB peak during stream c=64.`,
     '',
   )
+  const s = report.soak
+  if (s) {
+    out.push(
+      `Soak (stream c=64, ${s.seconds} s, ${fmt(s.rps, 0)} RPS, ${s.errors} errors): RSS ${fmt(s.firstMinuteMiB, 1)} MiB mean over the first minute (after 30 s), ${fmt(s.lastMinuteMiB, 1)} MiB over the last, ${fmt(s.maxMiB, 1)} MiB at most.`,
+      '',
+    )
+  }
   return out.join('\n')
 }

@@ -6,14 +6,18 @@ import { startChild, startGateway, startSim, waitForHttp, ROOT, type Child } fro
 import { startRedis } from '../test/helpers/redis.js'
 import { freePort } from '../test/helpers/ports.js'
 import { runWrk } from './wrk.js'
-import { markdown, type BenchReport, type BenchRow } from './report.js'
+import { markdown, soakSummary, type BenchReport, type BenchRow, type SoakResult } from './report.js'
 
 // `npm run bench`: the gateway with API key auth, Redis quotas, audit and metrics on, beside
 // the simulator it fronts (and, when ../shared/peer-bench is there, its minimal Node proxy).
 // Env: BENCH_SECONDS (5), BENCH_CONCURRENCY ("1 16 64"), BENCH_SCENARIOS ("chat stream"),
 // BENCH_VARIANTS ("full"; add "noquota" for a role without limits), BENCH_REPLICAS (1),
-// LOADGEN_CPUS (0), SUT_CPUS (1).
+// BENCH_WARMUP (3 s per point, so every target is measured with its code optimised),
+// BENCH_SOAK_SECONDS (0; 300 for the 5-minute soak: stream c=64 through the gateway, RSS
+// sampled every 5 s), LOADGEN_CPUS (0), SUT_CPUS (1).
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 3)
+const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 0)
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? '1 16 64').split(/\s+/).filter(Boolean).map(Number)
 const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'chat stream').split(/\s+/).filter(Boolean) as ('chat' | 'stream')[]
 const VARIANTS = (process.env.BENCH_VARIANTS ?? 'full').split(/\s+/).filter(Boolean)
@@ -122,7 +126,7 @@ async function main(): Promise<void> {
             pin: LOAD_CPU,
             workDir: work,
           }
-          await runWrk({ ...point, seconds: 1 })
+          await runWrk({ ...point, seconds: WARMUP })
           const sampler =
             t === gateway && scenario === 'stream' && c === Math.max(...CONCURRENCY)
               ? setInterval(() => (peakRss = Math.max(peakRss ?? 0, rssMiB(t.pid!))), 200)
@@ -145,13 +149,17 @@ async function main(): Promise<void> {
       ttft[t.name] = JSON.parse(out) as { p50: number; p99: number }
     }
 
+    const soak = gateway?.pid && SOAK_SECONDS > 0 ? await runSoak(gateway, work) : null
+
     const report: BenchReport = {
       machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`,
       startedAt: new Date().toISOString(),
       seconds: SECONDS,
+      warmupSeconds: WARMUP,
       rows,
       ttft,
       gatewayRssMiB: { idle: idleRss, peakStreamC64: peakRss },
+      soak,
     }
     const dir = join(ROOT, 'bench', 'results')
     mkdirSync(dir, { recursive: true })
@@ -162,6 +170,24 @@ async function main(): Promise<void> {
   } finally {
     await stopAll()
   }
+}
+
+/** Streams at c=64 through the gateway for SOAK_SECONDS, sampling its RSS every 5 s. */
+async function runSoak(gateway: Target, work: string): Promise<SoakResult> {
+  const samples: number[] = []
+  const sampler = setInterval(() => samples.push(rssMiB(gateway.pid!)), 5000)
+  process.stderr.write(`soak: stream c=64 for ${SOAK_SECONDS} s\n`)
+  const r = await runWrk({
+    url: `${gateway.base}/v1/chat/completions`,
+    body: BODIES.stream,
+    headers: { 'content-type': 'application/json', ...gateway.headers },
+    connections: 64,
+    seconds: SOAK_SECONDS,
+    pin: LOAD_CPU,
+    workDir: work,
+  })
+  clearInterval(sampler)
+  return soakSummary(samples, r.rps, r.errors, SOAK_SECONDS)
 }
 
 main().catch((err) => {
