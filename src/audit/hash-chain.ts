@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash as digest } from 'node:crypto'
 import { canonicalJson, canonicalJsonWith } from './canonical-json.js'
 
 /** `prev` of the first record of a new chain. */
@@ -12,7 +12,8 @@ export function isChainHash(value: unknown): value is string {
 
 /** SHA-256 (hex) over the previous record's hash followed by this record's canonical JSON. */
 export function chainHash(prev: string, canonicalBody: string): string {
-  return createHash('sha256').update(prev).update(canonicalBody).digest('hex')
+  // One-shot hashing: no Hash object per audit line.
+  return digest('sha256', prev + canonicalBody, 'hex')
 }
 
 /**
