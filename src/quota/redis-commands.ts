@@ -5,10 +5,11 @@ import { PEEK_LUA, RENEW_LUA, RESERVE_LUA, SETTLE_LUA } from './scripts.js'
 // script once on every new connection, so scripts are back after a Redis restart by
 // themselves. These types describe the commands it adds to the client and its pipelines.
 
-type Arg = string | number
+export type Arg = string | number
 
 export interface QuotaCommands {
   ghQuotaReserve(windows: string, leases: string, ...argv: Arg[]): Promise<number[]>
+  ghQuotaSettle(windows: string, leases: string, ...argv: Arg[]): Promise<number>
   ghQuotaPeek(windows: string, leases: string, countLeases: Arg): Promise<number[]>
 }
 

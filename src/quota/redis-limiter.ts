@@ -4,7 +4,7 @@ import type { Limits } from '../config/index.js'
 import type { Logger } from '../log/index.js'
 import { NO_HEADERS, hasQuota, quotaExceeded, rateLimitHeaders, storeUnavailable } from './headers.js'
 import { defineQuotaCommands, quotaPipeline, type QuotaCommands } from './redis-commands.js'
-import { SettleBatcher, type SettleOp } from './settle-batch.js'
+import { SettleBatcher, type SettleCall } from './settle-batch.js'
 import type { QuotaLimiter, Reservation, ReserveInput, UsageFilter, UsageReport, UsageRow } from './types.js'
 import { dayInRange, rowsFromHash, sortUsage, usageFields, type UsageFields } from './usage.js'
 import { DAY_MS, MINUTE_MS, S_FLAGS, S_NOW, tokenCount, utcDay } from './windows.js'
@@ -74,6 +74,8 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     const leaseId = maxc > 0 ? this.leasePrefix + (++this.leaseSeq).toString(36) : ''
     let state: number[]
     try {
+      // Settlements waiting to go out travel in the same write, ahead of this reserve.
+      void this.settler.sendHeld()
       state = await this.client.ghQuotaReserve(
         k.windows,
         k.leases,
@@ -110,14 +112,13 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     const completion = tokenCount(usage.completionTokens)
     const delta = prompt + completion - resv.reservedTokens
     const k = this.keysFor(resv.subject)
-    let op: SettleOp | null = null
+    let call: SettleCall | null = null
     if (resv.minuteWindow !== undefined && (delta !== 0 || resv.leaseId !== undefined)) {
-      const argv = [resv.minuteWindow, resv.dayWindow ?? -1, delta, resv.leaseId ?? '']
-      op = (p) => p.ghQuotaSettle(k.windows, k.leases, ...argv)
+      call = { windows: k.windows, leases: k.leases, argv: [resv.minuteWindow, resv.dayWindow ?? -1, delta, resv.leaseId ?? ''] }
     }
     const day = utcDay(Math.floor(Date.now() / DAY_MS))
     const [fReq, fPrompt, fCompletion] = this.usageFieldsFor(k, resv.subject, usage.model)
-    await this.settler.add(op, `${this.prefix}u:${day}`, day, [
+    await this.settler.add(call, `${this.prefix}u:${day}`, day, [
       [fReq, 1],
       [fPrompt, prompt],
       [fCompletion, completion],

@@ -1,12 +1,11 @@
 import type { Logger } from '../log/index.js'
-import { quotaPipeline, type QuotaPipeline, type QuotaCommands } from './redis-commands.js'
+import { quotaPipeline, type Arg, type QuotaPipeline, type QuotaCommands } from './redis-commands.js'
 import type { Redis } from 'ioredis'
 
 /** One command of a settlement, added to whichever pipeline carries it. */
 export type SettleOp = (p: QuotaPipeline) => void
 
 interface Batch {
-  ops: SettleOp[]
   /** usage hash key → field → increment, summed over the batch */
   usage: Map<string, Map<string, number>>
   days: Set<string>
@@ -15,22 +14,40 @@ interface Batch {
   waiters: (() => void)[]
 }
 
-const newBatch = (): Batch => ({ ops: [], usage: new Map(), days: new Set(), requests: [], waiters: [] })
+const newBatch = (): Batch => ({ usage: new Map(), days: new Set(), requests: [], waiters: [] })
 
 /** How long usage counters gather before they are sent (default). */
 export const USAGE_FLUSH_MS = 100
+/** How long a settle script waits for a reserve to ride with before it goes alone. */
+export const SETTLE_HOLD_MS = 2
+
+/** One settle script call: lease release and token correction of one request. */
+export interface SettleCall {
+  windows: string
+  leases: string
+  argv: Arg[]
+}
+
+interface HeldCalls {
+  calls: SettleCall[]
+  requests: Record<string, unknown>[]
+  waiters: (() => void)[]
+}
 
 /**
- * Sends settlements in two lanes. Lease releases and token corrections change what the next
- * request may do, so they go out on the next turn of the event loop, those of concurrent
- * requests in one pipeline. Usage counters (the report behind /admin/usage) only add up, so
- * they gather for up to `usageFlushMs` and go out summed per field: at a few thousand requests
- * a second that is one pipeline for hundreds of requests instead of four commands each.
+ * Sends settlements in two lanes. Settle scripts (lease release, token correction) change
+ * what the next request may do: they are held at most `SETTLE_HOLD_MS`, and the next reserve
+ * of this process takes them along in its own write, ahead of it, so Redis runs them first
+ * and one round trip serves both (a client calling one request after the other never finds
+ * its previous lease still held). Usage counters (the report behind /admin/usage) only add
+ * up, so they gather for up to `usageFlushMs` and go out summed per field: at a few thousand
+ * requests a second one pipeline for hundreds of requests instead of four commands each.
  * A settle resolves once both its lanes are written. Failed commands are retried (only those),
  * then logged at error per request: never silently lost.
  */
 export class SettleBatcher {
-  private ops: Batch | null = null
+  private held: HeldCalls | null = null
+  private holdTimer: NodeJS.Timeout | null = null
   private usage: Batch | null = null
   private usageTimer: NodeJS.Timeout | null = null
   /** Requests already logged as lost: when both lanes fail, one line per request is enough. */
@@ -45,7 +62,7 @@ export class SettleBatcher {
   ) {}
 
   add(
-    op: SettleOp | null,
+    call: SettleCall | null,
     usageKey: string,
     day: string,
     increments: readonly (readonly [string, number])[],
@@ -58,22 +75,52 @@ export class SettleBatcher {
     u.days.add(day)
     u.requests.push(request)
     const usageWritten = new Promise<void>((resolve) => u.waiters.push(resolve))
-    if (op === null) return usageWritten
+    if (call === null) return usageWritten
 
-    let b = this.ops
-    if (b === null) {
-      b = this.ops = newBatch()
-      setImmediate(() => void this.flushOps())
+    let h = this.held
+    if (h === null) {
+      h = this.held = { calls: [], requests: [], waiters: [] }
+      this.holdTimer = setTimeout(() => void this.sendHeld(), SETTLE_HOLD_MS)
     }
-    b.ops.push(op)
-    b.requests.push(request)
-    const opWritten = new Promise<void>((resolve) => b.waiters.push(resolve))
-    return Promise.all([opWritten, usageWritten]).then(() => undefined)
+    h.calls.push(call)
+    h.requests.push(request)
+    const callWritten = new Promise<void>((resolve) => h.waiters.push(resolve))
+    return Promise.all([callWritten, usageWritten]).then(() => undefined)
   }
 
-  /** Sends the usage gathered so far now (before a usage report, and at shutdown). */
+  /**
+   * Issues the held settle scripts now, synchronously: a command the caller issues right
+   * after, in the same tick, goes out in the same write behind them (auto-pipelining).
+   */
+  sendHeld(): Promise<void> {
+    const h = this.held
+    if (h === null) return Promise.resolve()
+    this.held = null
+    if (this.holdTimer) clearTimeout(this.holdTimer)
+    this.holdTimer = null
+    return this.sendCalls(h)
+  }
+
+  /** Sends everything held or gathered now (before a usage report, and at shutdown). */
   async flush(): Promise<void> {
-    await Promise.all([this.flushOps(), this.flushUsage()])
+    await Promise.all([this.sendHeld(), this.flushUsage()])
+  }
+
+  private async sendCalls(h: HeldCalls): Promise<void> {
+    // Issued before the first await, so in the caller's tick.
+    const sent = h.calls.map((c) =>
+      this.client.status === 'ready' ? this.client.ghQuotaSettle(c.windows, c.leases, ...c.argv) : Promise.reject(new Error('store not ready')),
+    )
+    const results = await Promise.allSettled(sent)
+    const failed: SettleOp[] = []
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') {
+        const c = h.calls[i]
+        failed.push((p) => p.ghQuotaSettle(c.windows, c.leases, ...c.argv))
+      }
+    })
+    if (failed.length > 0) await this.run(failed, h.requests)
+    for (const w of h.waiters) w()
   }
 
   private usageBatch(): Batch {
@@ -82,14 +129,6 @@ export class SettleBatcher {
       this.usageTimer = setTimeout(() => void this.flushUsage(), this.usageFlushMs)
     }
     return this.usage
-  }
-
-  private async flushOps(): Promise<void> {
-    const b = this.ops
-    this.ops = null
-    if (b === null) return
-    await this.run(b.ops, b.requests)
-    for (const w of b.waiters) w()
   }
 
   private async flushUsage(): Promise<void> {
