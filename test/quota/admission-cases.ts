@@ -76,6 +76,21 @@ export function admissionCases(limiters: () => { one: QuotaLimiter; all: QuotaLi
     for (const r of third.admitted) await one.settle(r, { model: 'm', promptTokens: 1, completionTokens: 0 })
   })
 
+  test('maxConcurrent 1: a request right after the previous one settled (not yet written) is admitted', async () => {
+    // A client calling one request after another: the release of the first must reach the
+    // store before the next reserve, even though settle() was not awaited.
+    const { one } = limiters()
+    const subject = uniqueSubject('back-to-back')
+    const limits = { maxConcurrent: 1 }
+    let previous = await one.reserve({ requestId: 'b2b-0', subject, limits, reservedTokens: 1 })
+    const settled: Promise<void>[] = []
+    for (let i = 1; i <= 20; i++) {
+      settled.push(one.settle(previous, { model: 'm', promptTokens: 1, completionTokens: 0 }))
+      previous = await one.reserve({ requestId: `b2b-${i}`, subject, limits, reservedTokens: 1 })
+    }
+    await Promise.all([...settled, one.settle(previous, { model: 'm', promptTokens: 1, completionTokens: 0 })])
+  })
+
   test('settle corrects the reservation to the real usage, both ways', async () => {
     await awayFromMinuteEdge()
     const { one, all } = limiters()
