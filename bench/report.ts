@@ -26,6 +26,7 @@ export interface BenchReport {
   startedAt: string
   seconds: number
   warmupSeconds: number
+  rounds: number
   rows: BenchRow[]
   ttft: Record<string, { p50: number; p99: number }>
   gatewayRssMiB: { idle: number; peakStreamC64: number | null }
@@ -57,7 +58,7 @@ export function markdown(report: BenchReport): string {
   const out: string[] = [
     `# Gatehouse benchmark (${report.startedAt})`,
     '',
-    `Machine: ${report.machine}. ${report.seconds} s per point after a ${report.warmupSeconds} s warm-up; wrk on CPU 0, simulator + gateway + Redis on CPU 1; simulator at zero latency, 32 tokens per reply.`,
+    `Machine: ${report.machine}. ${report.seconds} s per point after a ${report.warmupSeconds} s warm-up, ${report.rounds} round(s) with targets interleaved, median-RPS round shown; wrk on CPU 0, simulator + gateway + Redis on CPU 1; simulator at zero latency, 32 tokens per reply.`,
     '',
     '| scenario | c | target | RPS | ×direct | ×node-min | p50 ms | p99 ms | added p50 ms | errors |',
     '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|',

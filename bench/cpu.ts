@@ -1,0 +1,122 @@
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { startChild, startGateway, startSim, waitForHttp, ROOT, type Child } from '../test/helpers/processes.js'
+import { startRedis } from '../test/helpers/redis.js'
+import { freePort } from '../test/helpers/ports.js'
+import { runWrk } from './wrk.js'
+
+// `npm run bench:cpu`: CPU time per request of each process on the measured core (gateway or
+// node-min, simulator, Redis), read from /proc/PID/stat around a wrk run. Far steadier than
+// RPS on a shared host, because a noisy neighbour slows every process but hardly changes what
+// each one spends per request. Variants: full (Redis quotas), noquota (a role without limits,
+// Redis store), embedded (no Redis). Env: CPU_SCENARIO (chat), CPU_SECONDS (6), CPU_WARMUP (4),
+// CPU_CONNECTIONS (16), CPU_VARIANTS ("full noquota embedded"), CPU_ROUNDS (1),
+// CPU_NODE_ARGS (extra node flags for the gateway, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
+
+const SCENARIO = process.env.CPU_SCENARIO ?? 'chat'
+const SECONDS = Number(process.env.CPU_SECONDS ?? 6)
+const WARMUP = Number(process.env.CPU_WARMUP ?? 4)
+const CONNECTIONS = Number(process.env.CPU_CONNECTIONS ?? 16)
+const VARIANTS = (process.env.CPU_VARIANTS ?? 'full noquota embedded').split(/\s+/).filter(Boolean)
+const ROUNDS = Number(process.env.CPU_ROUNDS ?? 1)
+const NODE_ARGS = (process.env.CPU_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
+const ADMIN = 'bench-admin-token-not-a-secret'
+const CLOCK_TICKS = 100
+
+/** User + system CPU of a process and all its threads, in µs. */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6
+}
+
+function config(redisUrl: string, simUrl: string, variant: string): string {
+  const limits =
+    variant === 'noquota' ? '' : 'requestsPerMinute: 1000000000, tokensPerMinute: 1000000000000, tokensPerDay: 1000000000000, maxConcurrent: 100000, '
+  const redis = variant === 'embedded' ? '' : `  redis: ${redisUrl}\n`
+  return `listen: { host: 127.0.0.1, port: $PORT }
+metrics: { host: 127.0.0.1, port: $METRICS_PORT }
+store:
+${redis}  dataDir: $DIR/data
+  keyPrefix: "cpu:"
+auth: { adminToken: ${ADMIN} }
+roles:
+  bench: { ${limits}models: ["*"] }
+models:
+  sim-model: { upstream: sim }
+upstreams:
+  sim: { kind: vllm, targets: [${simUrl}] }
+audit: { sink: file, path: $DIR/audit.jsonl }
+`
+}
+
+interface Target {
+  name: string
+  url: string
+  pid: number
+  headers: Record<string, string>
+}
+
+async function main(): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'gatehouse-cpu-'))
+  const children: Child[] = []
+  try {
+    const redis = await startRedis()
+    children.push(redis)
+    const sim = await startSim('vllm', ['--tokens', '32', '--model', 'sim-model'], '1')
+    children.push(sim)
+    const targets: Target[] = []
+    const nodeMin = resolve(ROOT, '..', 'shared', 'peer-bench', 'node-proxy.mjs')
+    if (existsSync(nodeMin)) {
+      const port = await freePort()
+      const child = startChild(process.execPath, [nodeMin, '--port', String(port), '--upstream', sim.url], {}, '1')
+      children.push(child)
+      await waitForHttp(`http://127.0.0.1:${port}/v1/models`)
+      targets.push({ name: 'node-min', url: `http://127.0.0.1:${port}`, pid: child.proc.pid!, headers: {} })
+    }
+    for (const variant of VARIANTS) {
+      const gw = await startGateway(config(redis.url, sim.url, variant), {}, { pin: '1', waitReady: true, nodeArgs: NODE_ARGS })
+      children.push(gw)
+      const res = await fetch(`${gw.url}/admin/keys`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'cpu', roles: ['bench'] }),
+      })
+      const { key } = (await res.json()) as { key: string }
+      targets.push({ name: `gatehouse-${variant}`, url: gw.url, pid: gw.proc.pid!, headers: { authorization: `Bearer ${key}` } })
+    }
+    const body = JSON.stringify({
+      model: 'sim-model',
+      messages: [{ role: 'user', content: 'Hello, how are you today?' }],
+      max_tokens: 32,
+      ...(SCENARIO === 'stream' ? { stream: true, stream_options: { include_usage: true } } : {}),
+    })
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const t of targets) {
+        const point = {
+          url: `${t.url}/v1/chat/completions`,
+          body,
+          headers: { 'content-type': 'application/json', ...t.headers },
+          connections: CONNECTIONS,
+          pin: '0',
+          workDir: work,
+        }
+        await runWrk({ ...point, seconds: WARMUP })
+        const pids = { proxy: t.pid, sim: sim.proc.pid!, redis: redis.proc.pid! }
+        const before = Object.values(pids).map(cpuMicros)
+        const r = await runWrk({ ...point, seconds: SECONDS })
+        const per = Object.values(pids).map((pid, i) => ((cpuMicros(pid) - before[i]) / r.requests).toFixed(0))
+        process.stdout.write(
+          `${SCENARIO} c=${CONNECTIONS} ${t.name.padEnd(20)} ${r.rps.toFixed(0).padStart(6)} rps  CPU µs/request: proxy ${per[0]}, simulator ${per[1]}, redis ${per[2]}\n`,
+        )
+      }
+    }
+  } finally {
+    await Promise.all(children.map((c) => c.stop()))
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`)
+  process.exitCode = 1
+})
