@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { canonicalJson, createAuditSink, verifyAuditFile } from '../../src/audit/index.js'
+import { canonicalJsonWith } from '../../src/audit/canonical-json.js'
 import { captureLogger, sampleEvent } from './fixtures.js'
 
 const root = mkdtempSync(join(tmpdir(), 'gatehouse-verify-'))
@@ -98,4 +99,22 @@ test('canonical JSON is the same for a value and for its parsed JSON text', () =
     }),
   )
   assert.equal(canonicalJson({ b: 1, a: [{ d: undefined, c: 'x' }], e: undefined }), '{"a":[{"c":"x"}],"b":1}')
+})
+
+test('a record and an extra member give the text of canonicalJson over both, flat or nested', () => {
+  const primitive = fc.oneof(fc.string(), fc.double(), fc.integer(), fc.boolean(), fc.constant(null), fc.constant(undefined))
+  const value = fc.oneof(primitive, fc.array(primitive, { maxLength: 4 }), fc.jsonValue())
+  // Keys like an audit line's, plus integer-like and __proto__ keys that objects order or treat specially.
+  const key = fc.oneof(fc.constantFrom('ts', 'type', 'roles', 'status', '10', '9', '__proto__', 'zeta', 'Alpha'), fc.string())
+  fc.assert(
+    fc.property(fc.array(fc.tuple(key, value), { maxLength: 12 }), fc.string(), (pairs, prev) => {
+      const record: Record<string, unknown> = {}
+      for (const [k, v] of pairs) Object.defineProperty(record, k, { value: v, enumerable: true, writable: true, configurable: true })
+      const whole: Record<string, unknown> = {}
+      for (const k of Object.keys(record)) Object.defineProperty(whole, k, { value: record[k], enumerable: true, writable: true, configurable: true })
+      Object.defineProperty(whole, 'prev', { value: prev, enumerable: true, writable: true, configurable: true })
+      assert.equal(canonicalJsonWith(record, { prev }), canonicalJson(whole))
+    }),
+    { numRuns: 2000 },
+  )
 })
