@@ -5,6 +5,7 @@ import { startChild, startGateway, startSim, waitForHttp, ROOT, type Child } fro
 import { startRedis } from '../test/helpers/redis.js'
 import { freePort } from '../test/helpers/ports.js'
 import { runWrk } from './wrk.js'
+import { benchGatewayConfig, createBenchKey } from './setup.js'
 
 // `npm run bench:cpu`: CPU time per request of each process on the measured core (gateway or
 // node-min, simulator, Redis), read from /proc/PID/stat around a wrk run. Far steadier than
@@ -21,33 +22,12 @@ const CONNECTIONS = Number(process.env.CPU_CONNECTIONS ?? 16)
 const VARIANTS = (process.env.CPU_VARIANTS ?? 'full noquota embedded').split(/\s+/).filter(Boolean)
 const ROUNDS = Number(process.env.CPU_ROUNDS ?? 1)
 const NODE_ARGS = (process.env.CPU_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
-const ADMIN = 'bench-admin-token-not-a-secret'
 const CLOCK_TICKS = 100
 
 /** User + system CPU of a process and all its threads, in µs. */
 function cpuMicros(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
   return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6
-}
-
-function config(redisUrl: string, simUrl: string, variant: string): string {
-  const limits =
-    variant === 'noquota' ? '' : 'requestsPerMinute: 1000000000, tokensPerMinute: 1000000000000, tokensPerDay: 1000000000000, maxConcurrent: 100000, '
-  const redis = variant === 'embedded' ? '' : `  redis: ${redisUrl}\n`
-  return `listen: { host: 127.0.0.1, port: $PORT }
-metrics: { host: 127.0.0.1, port: $METRICS_PORT }
-store:
-${redis}  dataDir: $DIR/data
-  keyPrefix: "cpu:"
-auth: { adminToken: ${ADMIN} }
-roles:
-  bench: { ${limits}models: ["*"] }
-models:
-  sim-model: { upstream: sim }
-upstreams:
-  sim: { kind: vllm, targets: [${simUrl}] }
-audit: { sink: file, path: $DIR/audit.jsonl }
-`
 }
 
 interface Target {
@@ -75,14 +55,10 @@ async function main(): Promise<void> {
       targets.push({ name: 'node-min', url: `http://127.0.0.1:${port}`, pid: child.proc.pid!, headers: {} })
     }
     for (const variant of VARIANTS) {
-      const gw = await startGateway(config(redis.url, sim.url, variant), {}, { pin: '1', waitReady: true, nodeArgs: NODE_ARGS })
+      const config = benchGatewayConfig({ redisUrl: variant === 'embedded' ? null : redis.url, simUrls: [sim.url], limited: variant !== 'noquota' })
+      const gw = await startGateway(config, {}, { pin: '1', waitReady: true, nodeArgs: NODE_ARGS })
       children.push(gw)
-      const res = await fetch(`${gw.url}/admin/keys`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ name: 'cpu', roles: ['bench'] }),
-      })
-      const { key } = (await res.json()) as { key: string }
+      const key = await createBenchKey(gw.url)
       targets.push({ name: `gatehouse-${variant}`, url: gw.url, pid: gw.proc.pid!, headers: { authorization: `Bearer ${key}` } })
     }
     const body = JSON.stringify({

@@ -6,6 +6,7 @@ import { startChild, startGateway, startSim, waitForHttp, ROOT, type Child } fro
 import { startRedis } from '../test/helpers/redis.js'
 import { freePort } from '../test/helpers/ports.js'
 import { runWrk } from './wrk.js'
+import { benchGatewayConfig, createBenchKey } from './setup.js'
 import { markdown, soakSummary, type BenchReport, type BenchRow, type SoakResult } from './report.js'
 
 // `npm run bench`: the gateway with API key auth, Redis quotas, audit and metrics on, beside
@@ -26,7 +27,6 @@ const VARIANTS = (process.env.BENCH_VARIANTS ?? 'full').split(/\s+/).filter(Bool
 const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 1)
 const LOAD_CPU = process.env.LOADGEN_CPUS ?? '0'
 const SUT_CPU = process.env.SUT_CPUS ?? '1'
-const ADMIN = 'bench-admin-token-not-a-secret'
 
 const BODIES = {
   chat: JSON.stringify({ model: 'sim-model', messages: [{ role: 'user', content: 'Hello, how are you today?' }], max_tokens: 32 }),
@@ -37,38 +37,6 @@ const BODIES = {
     stream: true,
     stream_options: { include_usage: true },
   }),
-}
-
-function gatewayConfig(redisUrl: string, simUrls: string[], limited: boolean): string {
-  const limits = limited
-    ? 'requestsPerMinute: 1000000000, tokensPerMinute: 1000000000000, tokensPerDay: 1000000000000, maxConcurrent: 100000, '
-    : ''
-  return `
-listen: { host: 127.0.0.1, port: $PORT }
-metrics: { host: 127.0.0.1, port: $METRICS_PORT }
-store:
-  redis: ${redisUrl}
-  dataDir: $DIR/data
-  keyPrefix: "bench:"
-auth: { adminToken: ${ADMIN} }
-roles:
-  bench: { ${limits}models: ["*"] }
-models:
-  sim-model: { upstream: sim }
-upstreams:
-  sim: { kind: vllm, targets: [${simUrls.join(', ')}] }
-audit: { sink: file, path: $DIR/audit.jsonl }
-`
-}
-
-async function createKey(url: string): Promise<string> {
-  const res = await fetch(`${url}/admin/keys`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ name: 'bench', roles: ['bench'] }),
-  })
-  if (res.status !== 201) throw new Error(`creating the bench key failed: ${res.status} ${await res.text()}`)
-  return ((await res.json()) as { key: string }).key
 }
 
 function rssMiB(pid: number): number {
@@ -107,9 +75,10 @@ async function main(): Promise<void> {
       targets.push({ name: 'node-min', base: `http://127.0.0.1:${port}`, headers: {} })
     }
     for (const variant of VARIANTS) {
-      const gw = await startGateway(gatewayConfig(redis.url, sims.map((s) => s.url), variant !== 'noquota'), {}, { pin: SUT_CPU, waitReady: true })
+      const config = benchGatewayConfig({ redisUrl: redis.url, simUrls: sims.map((s) => s.url), limited: variant !== 'noquota' })
+      const gw = await startGateway(config, {}, { pin: SUT_CPU, waitReady: true })
       children.push(gw)
-      const key = await createKey(gw.url)
+      const key = await createBenchKey(gw.url)
       targets.push({ name: variant === 'full' ? 'gatehouse' : `gatehouse-${variant}`, base: gw.url, headers: { authorization: `Bearer ${key}` }, pid: gw.proc.pid })
     }
 

@@ -1,0 +1,41 @@
+// What `npm run bench` and `npm run bench:cpu` both set up: the gateway's config and its key.
+
+export const BENCH_ADMIN_TOKEN = 'bench-admin-token-not-a-secret'
+
+/** Limits high enough never to refuse, so quotas are checked and settled on every request. */
+const NEVER_BITING_LIMITS =
+  'requestsPerMinute: 1000000000, tokensPerMinute: 1000000000000, tokensPerDay: 1000000000000, maxConcurrent: 100000, '
+
+/**
+ * The gateway with everything on: key auth, quotas (Redis, or the embedded store when
+ * `redisUrl` is null), the audit file and metrics. `limited: false` gives the role no
+ * limits (usage is still recorded).
+ */
+export function benchGatewayConfig(opts: { redisUrl: string | null; simUrls: string[]; limited: boolean }): string {
+  return `
+listen: { host: 127.0.0.1, port: $PORT }
+metrics: { host: 127.0.0.1, port: $METRICS_PORT }
+store:
+${opts.redisUrl ? `  redis: ${opts.redisUrl}\n` : ''}  dataDir: $DIR/data
+  keyPrefix: "bench:"
+auth: { adminToken: ${BENCH_ADMIN_TOKEN} }
+roles:
+  bench: { ${opts.limited ? NEVER_BITING_LIMITS : ''}models: ["*"] }
+models:
+  sim-model: { upstream: sim }
+upstreams:
+  sim: { kind: vllm, targets: [${opts.simUrls.join(', ')}] }
+audit: { sink: file, path: $DIR/audit.jsonl }
+`
+}
+
+/** Issues an API key for the bench role through the admin API. */
+export async function createBenchKey(gatewayUrl: string): Promise<string> {
+  const res = await fetch(`${gatewayUrl}/admin/keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${BENCH_ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'bench', roles: ['bench'] }),
+  })
+  if (res.status !== 201) throw new Error(`creating the bench key failed: ${res.status} ${await res.text()}`)
+  return ((await res.json()) as { key: string }).key
+}
