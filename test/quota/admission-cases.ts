@@ -172,6 +172,19 @@ export function admissionCases(limiters: () => { one: QuotaLimiter; all: QuotaLi
     )
   })
 
+  test("a usage report includes this limiter's settlements still being gathered", async () => {
+    const { one } = limiters()
+    const subject = uniqueSubject('fresh-usage')
+    const r = await one.reserve({ requestId: 'fresh', subject, limits: {}, reservedTokens: 10 })
+    const settled = one.settle(r, { model: 'm', promptTokens: 4, completionTokens: 6 })
+    const rows = await one.queryUsage({ subject })
+    assert.deepEqual(
+      rows.map((u) => [u.requests, u.promptTokens, u.completionTokens]),
+      [[1, 4, 6]],
+    )
+    await settled
+  })
+
   test('usage rows are exact per subject, model and day, with odd names intact', async () => {
     const { one, all } = limiters()
     const alice = uniqueSubject('usage "a{l}ice"')
