@@ -1,11 +1,10 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { startChild, startGateway, startSim, waitForHttp, ROOT, type Child } from '../test/helpers/processes.js'
+import { join } from 'node:path'
+import { startGateway, startSim, type Child } from '../test/helpers/processes.js'
 import { startRedis } from '../test/helpers/redis.js'
-import { freePort } from '../test/helpers/ports.js'
 import { runWrk } from './wrk.js'
-import { benchGatewayConfig, createBenchKey } from './setup.js'
+import { benchGatewayConfig, createBenchKey, startNodeMin } from './setup.js'
 
 // `npm run bench:cpu`: CPU time per request of each process on the measured core (gateway or
 // node-min, simulator, Redis), read from /proc/PID/stat around a wrk run. Far steadier than
@@ -46,13 +45,10 @@ async function main(): Promise<void> {
     const sim = await startSim('vllm', ['--tokens', '32', '--model', 'sim-model'], '1')
     children.push(sim)
     const targets: Target[] = []
-    const nodeMin = resolve(ROOT, '..', 'shared', 'peer-bench', 'node-proxy.mjs')
-    if (existsSync(nodeMin)) {
-      const port = await freePort()
-      const child = startChild(process.execPath, [nodeMin, '--port', String(port), '--upstream', sim.url], {}, '1')
-      children.push(child)
-      await waitForHttp(`http://127.0.0.1:${port}/v1/models`)
-      targets.push({ name: 'node-min', url: `http://127.0.0.1:${port}`, pid: child.proc.pid!, headers: {} })
+    const nodeMin = await startNodeMin(sim.url, '1')
+    if (nodeMin) {
+      children.push(nodeMin.child)
+      targets.push({ name: 'node-min', url: nodeMin.url, pid: nodeMin.child.proc.pid!, headers: {} })
     }
     for (const variant of VARIANTS) {
       const config = benchGatewayConfig({ redisUrl: variant === 'embedded' ? null : redis.url, simUrls: [sim.url], limited: variant !== 'noquota' })

@@ -1,12 +1,11 @@
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { startChild, startGateway, startSim, waitForHttp, ROOT, type Child } from '../test/helpers/processes.js'
+import { join } from 'node:path'
+import { startGateway, startSim, ROOT, type Child } from '../test/helpers/processes.js'
 import { startRedis } from '../test/helpers/redis.js'
-import { freePort } from '../test/helpers/ports.js'
 import { runWrk } from './wrk.js'
-import { benchGatewayConfig, createBenchKey } from './setup.js'
+import { benchGatewayConfig, createBenchKey, startNodeMin } from './setup.js'
 import { markdown, soakSummary, type BenchReport, type BenchRow, type SoakResult } from './report.js'
 
 // `npm run bench`: the gateway with API key auth, Redis quotas, audit and metrics on, beside
@@ -66,13 +65,10 @@ async function main(): Promise<void> {
       sims.push(sim)
     }
     const targets: Target[] = [{ name: 'direct', base: sims[0].url, headers: {} }]
-    const nodeMin = resolve(ROOT, '..', 'shared', 'peer-bench', 'node-proxy.mjs')
-    if (existsSync(nodeMin)) {
-      const port = await freePort()
-      const child = startChild(process.execPath, [nodeMin, '--port', String(port), '--upstream', sims[0].url], {}, SUT_CPU)
-      children.push(child)
-      await waitForHttp(`http://127.0.0.1:${port}/v1/models`)
-      targets.push({ name: 'node-min', base: `http://127.0.0.1:${port}`, headers: {} })
+    const nodeMin = await startNodeMin(sims[0].url, SUT_CPU)
+    if (nodeMin) {
+      children.push(nodeMin.child)
+      targets.push({ name: 'node-min', base: nodeMin.url, headers: {} })
     }
     for (const variant of VARIANTS) {
       const config = benchGatewayConfig({ redisUrl: redis.url, simUrls: sims.map((s) => s.url), limited: variant !== 'noquota' })

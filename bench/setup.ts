@@ -1,4 +1,10 @@
-// What `npm run bench` and `npm run bench:cpu` both set up: the gateway's config and its key.
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { ROOT, startChild, waitForHttp, type Child } from '../test/helpers/processes.js'
+import { freePort } from '../test/helpers/ports.js'
+
+// What `npm run bench` and `npm run bench:cpu` both set up: the gateway's config and key, and
+// the minimal Node proxy they measure it against.
 
 export const BENCH_ADMIN_TOKEN = 'bench-admin-token-not-a-secret'
 
@@ -38,4 +44,18 @@ export async function createBenchKey(gatewayUrl: string): Promise<string> {
   })
   if (res.status !== 201) throw new Error(`creating the bench key failed: ${res.status} ${await res.text()}`)
   return ((await res.json()) as { key: string }).key
+}
+
+/**
+ * `../shared/peer-bench`'s minimal Node proxy in front of `upstreamUrl`, pinned to `cpus`, or
+ * null when the peer bench is not beside the project.
+ */
+export async function startNodeMin(upstreamUrl: string, cpus: string): Promise<{ child: Child; url: string } | null> {
+  const script = resolve(ROOT, '..', 'shared', 'peer-bench', 'node-proxy.mjs')
+  if (!existsSync(script)) return null
+  const port = await freePort()
+  const child = startChild(process.execPath, [script, '--port', String(port), '--upstream', upstreamUrl], {}, cpus)
+  const url = `http://127.0.0.1:${port}`
+  await waitForHttp(`${url}/v1/models`, 10000, false, child)
+  return { child, url }
 }
