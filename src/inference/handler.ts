@@ -6,6 +6,7 @@ import { PermissionDenied } from '../errors/index.js'
 import type { QuotaLimiter } from '../quota/types.js'
 import type { Balancer } from '../upstream/types.js'
 import { sendWithRetries } from '../upstream/proxy.js'
+import { Cancellation } from '../upstream/exchange.js'
 import type { Telemetry } from '../telemetry/index.js'
 import { resolveModel, type ModelCatalog } from './models.js'
 import { completionBudget, parseInferenceBody, upstreamBody } from './request-body.js'
@@ -57,9 +58,9 @@ export function createInferenceHandler(deps: InferenceDeps, route: InferenceRout
     const incomingTrace = incoming.headers.traceparent
     const span = deps.tracing.startRequestSpan(route, typeof incomingTrace === 'string' ? incomingTrace : null)
     if (span.traceparent) headers.traceparent = span.traceparent
-    const controller = new AbortController()
+    const cancellation = new Cancellation()
     const onClientGone = () => {
-      if (!out.writableFinished) controller.abort()
+      if (!out.writableFinished) cancellation.cancel()
     }
     out.once('close', onClientGone)
     try {
@@ -69,16 +70,16 @@ export function createInferenceHandler(deps: InferenceDeps, route: InferenceRout
         path: route,
         body: upstreamBody(body, target.upstreamModel, cap),
         headers,
-        signal: controller.signal,
+        cancellation,
         affinityKey: affinityKeyFor(state.principal.subject, body),
         // Streams time their events themselves (first event, then idle gaps).
         bodyTimeout: body.stream ? 0 : upstreamConfig.timeouts.idleMs,
       })
       state.replica = call.replica.id
       span.setAttributes({ model: body.model, upstream: target.upstream, replica: call.replica.id })
-      const status = call.response.statusCode
+      const status = call.exchange.status
       if (body.stream && status < 300) {
-        await relayStream(call, out, state, target, body, upstreamConfig.timeouts, () => controller.abort())
+        await relayStream(call, out, state, target, body, upstreamConfig.timeouts)
         span.setAttributes({ status: state.status })
         return
       }

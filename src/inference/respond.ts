@@ -1,9 +1,9 @@
 import type { ServerResponse } from 'node:http'
-import type { Readable } from 'node:stream'
 import type { RequestState } from '../http/context.js'
 import { ReplicaRejected, UpstreamError, UpstreamTimeout, errorJson } from '../errors/index.js'
 import { SseRelay } from '../upstream/sse.js'
 import { usageFrom } from '../upstream/usage.js'
+import type { Exchange } from '../upstream/exchange.js'
 import type { UpstreamCall } from '../upstream/proxy.js'
 import type { ModelRoute } from './models.js'
 import type { InferenceBody } from './request-body.js'
@@ -19,22 +19,30 @@ export function clientHeaders(state: RequestState, contentType: string): Record<
   return headers
 }
 
+const CLIENT_LEFT = new Error('the client went away')
+const REPLY_TOO_LARGE = 'the replica sent a reply larger than the gateway accepts'
+
 /** Reads a non-streaming reply, bounded. */
-export function readReply(body: Readable, limit = MAX_UPSTREAM_BODY): Promise<string> {
+export function readReply(exchange: Exchange, limit = MAX_UPSTREAM_BODY): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
-    body.on('data', (c: Buffer) => {
-      size += c.length
-      if (size > limit) {
-        body.destroy()
-        reject(new UpstreamError('the replica sent a reply larger than the gateway accepts', { reason: 'reply_too_large' }))
-        return
-      }
-      chunks.push(c)
+    exchange.read({
+      data(c) {
+        size += c.length
+        if (size > limit) {
+          const err = new UpstreamError(REPLY_TOO_LARGE, { reason: 'reply_too_large' })
+          exchange.abort(err)
+          reject(err)
+          return
+        }
+        chunks.push(c)
+      },
+      end() {
+        resolve(chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8'))
+      },
+      error: reject,
     })
-    body.on('end', () => resolve(chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8')))
-    body.on('error', (err) => reject(err))
   })
 }
 
@@ -68,10 +76,10 @@ export async function relayJson(
   route: ModelRoute,
   wantCompletion: boolean,
 ): Promise<{ status: number; text: string; contentType: string }> {
-  const status = call.response.statusCode
+  const status = call.exchange.status
   let text: string
   try {
-    text = await readReply(call.response.body)
+    text = await readReply(call.exchange)
   } catch (err) {
     call.done('dropped')
     if (err instanceof UpstreamError) throw err
@@ -79,7 +87,7 @@ export async function relayJson(
   }
   call.done(null)
   if (status >= 500) throw new UpstreamError(`the replica failed (status ${status})`, { reason: `status_${status}` })
-  const contentType = String(call.response.headers['content-type'] ?? 'application/json')
+  const contentType = call.exchange.contentType ?? 'application/json'
   if (status >= 400) checkReplicaError(status, text)
   if (status < 300) {
     let parsed: unknown
@@ -104,7 +112,7 @@ export async function relayJson(
  * headers wait for the first event (vLLM sends its own at once, even while the request is
  * still queued), so a replica that never starts still gets a clean 504 or 502. Resolves when
  * the stream is over: complete, cut by the replica (the client gets an error event), or left
- * by the client (the replica's request is aborted through `abort`).
+ * by the client (the replica's request is then aborted).
  */
 export function relayStream(
   call: UpstreamCall,
@@ -113,15 +121,16 @@ export function relayStream(
   route: ModelRoute,
   body: InferenceBody,
   timeouts: { firstByteMs: number; idleMs: number },
-  abort: () => void,
 ): Promise<void> {
-  const upstream = call.response.body
+  const upstream = call.exchange
   const mode = body.route === '/v1/responses' ? 'responses' : 'chat'
   const relay = new SseRelay(route.rewrite, !body.clientWantsStreamUsage, mode)
-  const status = call.response.statusCode
+  const status = upstream.status
   return new Promise((resolve, reject) => {
     let started = false
     let finished = false
+    // Every way out goes through here first, so the abort's own error callback finds the
+    // stream finished and does nothing.
     const finish = (error: string | null) => {
       if (finished) return
       finished = true
@@ -146,23 +155,26 @@ export function relayStream(
       out.writeHead(status, headers)
       state.status = status
     }
-    // The first event must come within firstByteMs; after it, no silence longer than idleMs.
-    const onTimeout = () => {
-      if (finished) return
-      abort()
-      upstream.destroy()
-      const reason = receivedAny ? 'idle_timeout' : 'first_byte_timeout'
-      const err = new UpstreamTimeout(
-        receivedAny ? `the replica stalled for ${timeouts.idleMs} ms` : `the replica sent nothing within ${timeouts.firstByteMs} ms`,
-        { reason },
-      )
-      finish(reason)
+    /** Ends the relay on the gateway's own decision: stop the replica, tell the client. */
+    const cut = (err: UpstreamError | UpstreamTimeout) => {
+      finish(err.reason)
+      upstream.abort(err)
       if (!started) return reject(err)
       out.end(`data: ${errorJson(err)}\n\n`)
       resolve()
     }
+    // The first event must come within firstByteMs; after it, no silence longer than idleMs.
+    const onTimeout = () => {
+      if (finished) return
+      cut(
+        receivedAny
+          ? new UpstreamTimeout(`the replica stalled for ${timeouts.idleMs} ms`, { reason: 'idle_timeout' })
+          : new UpstreamTimeout(`the replica sent nothing within ${timeouts.firstByteMs} ms`, { reason: 'first_byte_timeout' }),
+      )
+    }
     let receivedAny = false
     let timer = setTimeout(onTimeout, timeouts.firstByteMs)
+    const onDrain = () => upstream.resume()
     const send = (data: Buffer | string | null) => {
       if (data === null) return
       if (!started) {
@@ -171,66 +183,62 @@ export function relayStream(
       }
       if (!out.write(data)) {
         upstream.pause()
-        out.once('drain', () => upstream.resume())
+        out.once('drain', onDrain)
       }
     }
-    upstream.on('data', (chunk: Buffer) => {
-      if (receivedAny) {
-        timer.refresh()
-      } else {
-        receivedAny = true
-        clearTimeout(timer)
-        timer = setTimeout(onTimeout, timeouts.idleMs)
-      }
-      send(relay.push(chunk))
-      if (relay.overflow) {
-        abort()
-        upstream.destroy()
-        const err = new UpstreamError('the replica sent an event larger than the gateway accepts', { reason: 'event_too_large' })
-        finish('event_too_large')
-        if (!started) return reject(err)
-        out.end(`data: ${errorJson(err)}\n\n`)
+    upstream.read({
+      data(chunk) {
+        if (finished) return
+        if (receivedAny) {
+          timer.refresh()
+        } else {
+          receivedAny = true
+          clearTimeout(timer)
+          timer = setTimeout(onTimeout, timeouts.idleMs)
+        }
+        send(relay.push(chunk))
+        if (relay.overflow) {
+          cut(new UpstreamError('the replica sent an event larger than the gateway accepts', { reason: 'event_too_large' }))
+        }
+      },
+      end() {
+        if (finished) return
+        send(relay.finish())
+        if (!started) start()
+        if (relay.complete) {
+          out.end()
+          finish(null)
+        } else {
+          // Ended without [DONE] or usage: tell the client the reply is cut, in a form it parses.
+          const err = new UpstreamError('the replica ended the stream before the reply was complete', { reason: 'truncated' })
+          out.end(`data: ${errorJson(err)}\n\n`)
+          finish('truncated')
+        }
         resolve()
-      }
-    })
-    upstream.on('end', () => {
-      if (finished) return
-      send(relay.finish())
-      if (!started) start()
-      if (relay.complete) {
-        out.end()
-        finish(null)
-      } else {
-        // Ended without [DONE] or usage: tell the client the reply is cut, in a form it parses.
-        const err = new UpstreamError('the replica ended the stream before the reply was complete', { reason: 'truncated' })
+      },
+      error() {
+        if (finished) return
+        if (out.destroyed) {
+          finish('client_gone')
+          resolve()
+          return
+        }
+        if (!started) {
+          finish('dropped')
+          reject(new UpstreamError('the replica failed before sending anything', { reason: 'dropped' }))
+          return
+        }
+        relay.discard()
+        const err = new UpstreamError('the replica stopped in the middle of the stream', { reason: 'dropped' })
         out.end(`data: ${errorJson(err)}\n\n`)
-        finish('truncated')
-      }
-      resolve()
-    })
-    upstream.on('error', () => {
-      if (finished) return
-      if (out.destroyed) {
-        finish('client_gone')
-        resolve()
-        return
-      }
-      if (!started) {
         finish('dropped')
-        reject(new UpstreamError('the replica failed before sending anything', { reason: 'dropped' }))
-        return
-      }
-      relay.discard()
-      const err = new UpstreamError('the replica stopped in the middle of the stream', { reason: 'dropped' })
-      out.end(`data: ${errorJson(err)}\n\n`)
-      finish('dropped')
-      resolve()
+        resolve()
+      },
     })
     out.on('close', () => {
       if (finished) return
-      abort()
-      upstream.destroy()
       finish('client_gone')
+      upstream.abort(CLIENT_LEFT)
       resolve()
     })
   })

@@ -1,12 +1,15 @@
-import type { Dispatcher } from 'undici'
 import type { UpstreamConfig } from '../config/index.js'
 import { NoHealthyUpstream, UpstreamError, UpstreamTimeout } from '../errors/index.js'
+import { Exchange, type Cancellation } from './exchange.js'
 import type { Balancer, Replica } from './types.js'
 
-/** A replica's answer whose headers have arrived; the caller must call `done` exactly once. */
+/**
+ * A replica's answer whose headers have arrived: read its body through `exchange`; the caller
+ * must call `done` exactly once.
+ */
 export interface UpstreamCall {
   readonly replica: Replica
-  readonly response: Dispatcher.ResponseData
+  readonly exchange: Exchange
   done(error: string | null): void
 }
 
@@ -16,7 +19,8 @@ export interface SendRequest {
   path: string
   body: string
   headers: Record<string, string>
-  signal: AbortSignal
+  /** The client's departure: cancels the attempt in flight. */
+  cancellation: Cancellation
   affinityKey?: string
   /** Longest silence while reading the body; 0 turns undici's own timer off. */
   bodyTimeout: number
@@ -26,6 +30,9 @@ export interface SendRequest {
 export class ClientGone extends Error {
   readonly code = 'client_gone'
 }
+
+const CLIENT_GONE = new ClientGone('client went away')
+const RETRIED = new Error('answered 502/503: sent to another replica')
 
 // Errors where the request never reached a replica's application: safe to send elsewhere.
 const CONNECTION_ERRORS = new Set([
@@ -50,27 +57,32 @@ export async function sendWithRetries(balancer: Balancer, req: SendRequest): Pro
   const { timeouts, maxRetries } = req.config
   let lastError: UpstreamError | null = null
   for (let attempt = 0; attempt <= maxRetries; attempt++) {
+    if (req.cancellation.cancelled) throw new ClientGone('client went away')
     const replica = balancer.pick(req.upstream, tried, req.affinityKey)
     if (replica === null) break
     tried.add(replica)
     balancer.begin(replica)
     const startedAt = performance.now()
-    let response: Dispatcher.ResponseData
-    try {
-      response = await replica.dispatcher.request({
+    const exchange = new Exchange()
+    req.cancellation.onCancel(() => exchange.abort(CLIENT_GONE))
+    replica.dispatcher.dispatch(
+      {
         origin: replica.origin,
         path: req.path,
         method: 'POST',
         headers: req.headers,
         body: req.body,
-        signal: req.signal,
         headersTimeout: timeouts.firstByteMs,
         bodyTimeout: req.bodyTimeout,
-      })
+      },
+      exchange,
+    )
+    try {
+      await exchange.started
     } catch (err) {
-      const code = req.signal.aborted ? 'client_gone' : errorCode(err)
+      const code = req.cancellation.cancelled ? 'client_gone' : errorCode(err)
       balancer.end(replica, { status: null, error: code, durationMs: performance.now() - startedAt })
-      if (req.signal.aborted) throw new ClientGone('client went away')
+      if (req.cancellation.cancelled) throw new ClientGone('client went away')
       if (code === 'UND_ERR_HEADERS_TIMEOUT') {
         throw new UpstreamTimeout(`the replica did not answer within ${timeouts.firstByteMs} ms`, { reason: 'first_byte_timeout' })
       }
@@ -78,9 +90,9 @@ export async function sendWithRetries(balancer: Balancer, req: SendRequest): Pro
       if (CONNECTION_ERRORS.has(code)) continue
       throw lastError
     }
-    const status = response.statusCode
+    const status = exchange.status
     if ((status === 502 || status === 503) && attempt < maxRetries) {
-      response.body.destroy()
+      exchange.abort(RETRIED)
       balancer.end(replica, { status, error: null, durationMs: performance.now() - startedAt })
       lastError = new UpstreamError(`the replica answered ${status}`, { reason: `status_${status}` })
       continue
@@ -88,7 +100,7 @@ export async function sendWithRetries(balancer: Balancer, req: SendRequest): Pro
     let ended = false
     return {
       replica,
-      response,
+      exchange,
       done: (error) => {
         if (ended) return
         ended = true
