@@ -1,5 +1,10 @@
 import type { ChainableCommander, Redis } from 'ioredis'
+import { LuaScript } from '../store/resp-connection.js'
 import { PEEK_LUA, RENEW_LUA, RESERVE_LUA, SETTLE_LUA } from './scripts.js'
+
+/** The two scripts every request runs, sent on the limiter's own connection (RespConnection). */
+export const RESERVE_SCRIPT = new LuaScript(RESERVE_LUA)
+export const SETTLE_SCRIPT = new LuaScript(SETTLE_LUA)
 
 // ioredis `defineCommand` sends EVALSHA, falls back to EVAL on NOSCRIPT, and sends the full
 // script once on every new connection, so scripts are back after a Redis restart by

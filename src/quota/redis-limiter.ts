@@ -3,7 +3,8 @@ import type { Redis } from 'ioredis'
 import type { Limits } from '../config/index.js'
 import type { Logger } from '../log/index.js'
 import { NO_HEADERS, hasQuota, quotaExceeded, rateLimitHeaders, storeUnavailable } from './headers.js'
-import { defineQuotaCommands, quotaPipeline, type QuotaCommands } from './redis-commands.js'
+import { RespConnection, endpointOf } from '../store/resp-connection.js'
+import { RESERVE_SCRIPT, SETTLE_SCRIPT, defineQuotaCommands, quotaPipeline, type QuotaCommands } from './redis-commands.js'
 import { SettleBatcher, type SettleCall } from './settle-batch.js'
 import type { QuotaLimiter, Reservation, ReserveInput, UsageFilter, UsageReport, UsageRow } from './types.js'
 import { dayInRange, rowsFromHash, sortUsage, usageFields, type UsageFields } from './usage.js'
@@ -35,6 +36,8 @@ const MAX_CACHED_MODELS = 1_000
  */
 export class RedisQuotaLimiter implements QuotaLimiter {
   private readonly client: Redis & QuotaCommands
+  /** Its own connection for reserve and settle (the two calls per request); the rest uses `client`. */
+  private readonly wire: RespConnection
   private readonly keys = new Map<string, SubjectKeys>()
   /** In-flight leases of this process: lease id → lease zset key. */
   private readonly leases = new Map<string, string>()
@@ -54,10 +57,11 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     opts: RedisQuotaOptions = {},
   ) {
     this.client = defineQuotaCommands(redis)
+    this.wire = new RespConnection(endpointOf(redis), log, { name: 'gatehouse-quota', scripts: [RESERVE_SCRIPT, SETTLE_SCRIPT] })
     this.leaseTtlMs = opts.leaseTtlMs ?? 30_000
     this.retryDelays = opts.settleRetryDelaysMs ?? [200, 500, 1000, 2000]
     this.daysKey = `${prefix}u:days`
-    this.settler = new SettleBatcher(this.client, this.daysKey, log, this.retryDelays)
+    this.settler = new SettleBatcher(this.client, this.wire, this.daysKey, log, this.retryDelays)
     // One timer and one pipelined call renew every lease this process holds.
     this.renewTimer = setInterval(() => void this.renewLeases(), Math.max(10, Math.floor(this.leaseTtlMs / 3)))
     this.renewTimer.unref()
@@ -72,11 +76,11 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     const k = this.keysFor(subject)
     const maxc = limits.maxConcurrent ?? 0
     const leaseId = maxc > 0 ? this.leasePrefix + (++this.leaseSeq).toString(36) : ''
-    let state: number[]
+    let reply: unknown
     try {
       // Settlements waiting to go out travel in the same write, ahead of this reserve.
       void this.settler.sendHeld()
-      state = await this.client.ghQuotaReserve(
+      reply = await this.wire.evalsha(RESERVE_SCRIPT, 2, [
         k.windows,
         k.leases,
         limits.requestsPerMinute ?? 0,
@@ -86,10 +90,13 @@ export class RedisQuotaLimiter implements QuotaLimiter {
         tokens,
         leaseId,
         this.leaseTtlMs,
-      )
+      ])
     } catch {
       throw storeUnavailable()
     }
+    // An error reply (out of memory, a read-only replica) admits nothing either.
+    if (!Array.isArray(reply)) throw storeUnavailable()
+    const state = reply as number[]
     if (state[S_FLAGS] !== 0) throw quotaExceeded(limits, state[S_FLAGS], state, tokens)
     if (maxc > 0) this.leases.set(leaseId, k.leases)
     const now = state[S_NOW]
@@ -166,7 +173,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
   }
 
   isReady(): boolean {
-    return !this.closed && this.client.status === 'ready'
+    return !this.closed && this.client.status === 'ready' && this.wire.isReady()
   }
 
   /** Sends what is still gathered and stops renewing leases; the Redis client belongs to the caller and stays open. */
@@ -174,6 +181,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     this.closed = true
     clearInterval(this.renewTimer)
     await this.settler.flush()
+    await this.wire.close()
   }
 
   private keysFor(subject: string): SubjectKeys {

@@ -1,6 +1,9 @@
 import type { Logger } from '../log/index.js'
 import { quotaPipeline, type Arg, type QuotaPipeline, type QuotaCommands } from './redis-commands.js'
 import type { Redis } from 'ioredis'
+import { RespError } from '../store/resp-parser.js'
+import type { RespConnection } from '../store/resp-connection.js'
+import { SETTLE_SCRIPT } from './redis-commands.js'
 
 /** One command of a settlement, added to whichever pipeline carries it. */
 export type SettleOp = (p: QuotaPipeline) => void
@@ -55,6 +58,8 @@ export class SettleBatcher {
 
   constructor(
     private readonly client: Redis & QuotaCommands,
+    /** Where settle scripts go first: the reserve's connection, so they keep their order. */
+    private readonly wire: RespConnection,
     private readonly daysKey: string,
     private readonly log: Logger,
     private readonly retryDelays: readonly number[],
@@ -108,13 +113,11 @@ export class SettleBatcher {
 
   private async sendCalls(h: HeldCalls): Promise<void> {
     // Issued before the first await, so in the caller's tick.
-    const sent = h.calls.map((c) =>
-      this.client.status === 'ready' ? this.client.ghQuotaSettle(c.windows, c.leases, ...c.argv) : Promise.reject(new Error('store not ready')),
-    )
+    const sent = h.calls.map((c) => this.wire.evalsha(SETTLE_SCRIPT, 2, [c.windows, c.leases, ...c.argv]))
     const results = await Promise.allSettled(sent)
     const failed: SettleOp[] = []
     results.forEach((r, i) => {
-      if (r.status === 'rejected') {
+      if (r.status === 'rejected' || r.value instanceof RespError) {
         const c = h.calls[i]
         failed.push((p) => p.ghQuotaSettle(c.windows, c.leases, ...c.argv))
       }

@@ -95,6 +95,7 @@ test('settlement survives a short outage by retrying', async () => {
 test('a settlement that still fails after its retries is logged at error level', async () => {
   const quick = new RedisQuotaLimiter(client, 'gho:', log, { settleRetryDelaysMs: [20, 20] })
   try {
+    assert.ok(await eventually(() => quick.isReady(), 5000))
     const subject = uniqueSubject('settle-lost')
     const r = await quick.reserve({ requestId: 'lost-1', subject, limits, reservedTokens: 100 })
     await redis.stop()
