@@ -95,7 +95,8 @@ export class SettleBatcher {
 
   /**
    * Issues the held settle scripts now, synchronously: a command the caller issues right
-   * after, in the same tick, goes out in the same write behind them (the quota connection writes once per event-loop turn).
+   * after goes out in the same write behind them (the quota connection writes once per
+   * event-loop turn).
    */
   sendHeld(): Promise<void> {
     const h = this.held
