@@ -3,7 +3,7 @@ import { InvalidApiKey } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import type { KeyStore } from '../store/index.js'
 import { API_KEY_PREFIX, hashCredential, sameHash, verifyApiKey } from './api-keys.js'
-import { createOidcVerifier, type OidcOptions } from './oidc.js'
+import type { OidcDeps, OidcOptions, OidcVerifier } from './oidc.js'
 import { precompileRoles } from './roles.js'
 import type { Authenticator, Principal } from './types.js'
 
@@ -30,6 +30,20 @@ const BEARER = /^Bearer +([\x21-\x7e]+) *$/i
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/
 
 /**
+ * The OIDC verifier, or null without issuers. Its module and jose (≈6 MiB of RSS) load only
+ * when an issuer is configured; loading starts at once, so the issuers' keys are fetched at
+ * start as before.
+ */
+function loadOidc(deps: OidcDeps, options?: Partial<OidcOptions>): Pick<OidcVerifier, 'verify'> & { close(): Promise<void> } | null {
+  if (deps.issuers.length === 0) return null
+  const loading = import('./oidc.js').then((m) => m.createOidcVerifier(deps, options))
+  return {
+    verify: async (token, tokenHash) => (await loading).verify(token, tokenHash),
+    close: async () => (await loading).close(),
+  }
+}
+
+/**
  * Turns an `Authorization` header into a Principal: the bootstrap admin token, an API key
  * (`ghk_...`) or a JWT from a configured issuer. The credential is hashed once; the hash
  * compares the admin token in constant time and keys the key and token caches.
@@ -38,7 +52,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
   const { config, keyStore, log } = deps
   precompileRoles(config)
   const adminHash = config.auth.adminToken ? hashCredential(config.auth.adminToken) : null
-  const oidc = createOidcVerifier({ issuers: config.auth.oidc, adminRoles: config.auth.adminRoles, log }, deps.oidc)
+  const oidc = loadOidc({ issuers: config.auth.oidc, adminRoles: config.auth.adminRoles, log }, deps.oidc)
 
   return {
     async authenticate(authorization) {
@@ -53,13 +67,13 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
         return verifyApiKey(keyStore, credential, hash)
       }
       if (JWT_SHAPE.test(credential)) {
-        if (!oidc.enabled) throw new InvalidApiKey('no token issuer is configured', { reason: 'unknown_issuer' })
+        if (oidc === null) throw new InvalidApiKey('no token issuer is configured', { reason: 'unknown_issuer' })
         return oidc.verify(credential, hash)
       }
       throw new InvalidApiKey('the credential is neither an API key nor a token', { reason: 'malformed' })
     },
     async close() {
-      oidc.close()
+      await oidc?.close()
     },
   }
 }

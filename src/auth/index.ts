@@ -1,7 +1,8 @@
 export type { Authenticator, Principal, Entitlements, AuthMethod } from './types.js'
 export { createAuthenticator, type AuthenticatorDeps } from './authenticator.js'
-export { createOidcVerifier, ACCEPTED_ALGORITHMS, type OidcVerifier, type OidcOptions, type OidcDeps } from './oidc.js'
-export { defaultIssuerOptions, type IssuerOptions } from './oidc-issuer.js'
+// Types only: the OIDC modules (and jose with them) load when an issuer is configured.
+export type { OidcVerifier, OidcOptions, OidcDeps } from './oidc.js'
+export type { IssuerOptions } from './oidc-issuer.js'
 export { newApiKey, hashCredential, sameHash, verifyApiKey, API_KEY_PREFIX } from './api-keys.js'
 export {
   resolveEntitlements,
