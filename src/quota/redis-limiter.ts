@@ -57,7 +57,15 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     opts: RedisQuotaOptions = {},
   ) {
     this.client = defineQuotaCommands(redis)
-    this.wire = new RespConnection(endpointOf(redis), log, { name: 'gatehouse-quota', scripts: [RESERVE_SCRIPT, SETTLE_SCRIPT] })
+    this.wire = new RespConnection(endpointOf(redis), log, {
+      name: 'gatehouse-quota',
+      scripts: [RESERVE_SCRIPT, SETTLE_SCRIPT],
+      // A silent path (Redis moved, a partition) would otherwise go unnoticed by the shared
+      // client until its next command waits out its own timeout: replace its socket too.
+      // Destroyed, not ended: a FIN on a dead path is never answered, so `disconnect()`
+      // would leave the client "ready" on it.
+      onTimeout: () => redis.stream?.destroy(),
+    })
     this.leaseTtlMs = opts.leaseTtlMs ?? 30_000
     this.retryDelays = opts.settleRetryDelaysMs ?? [200, 500, 1000, 2000]
     this.daysKey = `${prefix}u:days`

@@ -52,6 +52,12 @@ export interface RespConnectionOptions {
   connectTimeoutMs?: number
   /** A reply later than this: the connection is taken for dead and replaced. */
   commandTimeoutMs?: number
+  /**
+   * Called when a reply on an established connection came too late and the connection was
+   * dropped: the path to Redis may be dead for the process's other connections too, which
+   * only notice when they next wait.
+   */
+  onTimeout?: () => void
 }
 
 interface Pending {
@@ -242,7 +248,11 @@ export class RespConnection {
   private checkTimeouts(): void {
     const oldest = this.inflight[this.head]
     if (oldest !== undefined && performance.now() - oldest.sentAt > this.commandTimeoutMs) {
+      // Only an established connection going silent says the path died; a set-up that
+      // stalls is a reconnection attempt made while it was dead, already known.
+      const wasReady = this.ready
       this.drop(new RespUnavailable('redis did not answer in time'))
+      if (wasReady) this.opts.onTimeout?.()
     }
   }
 

@@ -74,12 +74,14 @@ test('nothing listening: every call rejects at once, unavailable', async () => {
   await assert.rejects(c.evalsha(ADD, 1, ['k', 1]), RespUnavailable)
 })
 
-test('Redis stops answering: the call fails after the command timeout, and a new connection serves again', async () => {
-  const c = connect(redis.url, { commandTimeoutMs: 300 })
+test('Redis stops answering: the call fails after the command timeout, the owner is told, and a new connection serves again', async () => {
+  let timeouts = 0
+  const c = connect(redis.url, { commandTimeoutMs: 300, onTimeout: () => timeouts++ })
   assert.ok(await eventually(() => c.isReady(), 5000))
   // CLIENT PAUSE holds every client's commands on the server: the socket stays open, silent.
   await admin.call('CLIENT', 'PAUSE', '800', 'ALL')
   await assert.rejects(c.call(['PING']), RespUnavailable)
+  assert.equal(timeouts, 1)
   const ping = () => c.call(['PING']).catch((err: Error) => err.name)
   assert.ok(await eventually(async () => (await ping()) === 'PONG', 5000))
 })
