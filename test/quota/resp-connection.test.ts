@@ -92,7 +92,12 @@ test('a password in the URL authenticates; a wrong one is refused, logged by its
     const setup = createRedisClient(secured.url, silentLogger, 'resp-test-setup')
     assert.ok(await eventually(() => setup.status === 'ready', 5000))
     await setup.call('ACL', 'SETUSER', 'quota', 'on', '>s3cret-pass', '~*', '+@all')
+    // The manifests' form: a password for the default user only (`redis://:pass@host`).
+    await setup.call('CONFIG', 'SET', 'requirepass', 'default-pass')
     setup.disconnect()
+    const passwordOnly = connect(`redis://:default-pass@127.0.0.1:${secured.port}`)
+    assert.ok(await eventually(() => passwordOnly.isReady(), 5000))
+    assert.equal(await passwordOnly.call(['PING']), 'PONG')
     const good = connect(`redis://quota:s3cret-pass@127.0.0.1:${secured.port}/2`)
     assert.ok(await eventually(() => good.isReady(), 5000))
     await good.call(['SET', 'resp:db', 'x'])
@@ -103,7 +108,7 @@ test('a password in the URL authenticates; a wrong one is refused, logged by its
     assert.equal(bad.isReady(), false)
     const text = JSON.stringify(log.lines)
     assert.match(text, /WRONGPASS/)
-    assert.doesNotMatch(text, /wrong-pass|s3cret/)
+    assert.doesNotMatch(text, /wrong-pass|s3cret|default-pass/)
   } finally {
     await secured.stop()
   }
