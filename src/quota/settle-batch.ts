@@ -21,8 +21,6 @@ const newBatch = (): Batch => ({ usage: new Map(), days: new Set(), requests: []
 
 /** How long usage counters gather before they are sent (default). */
 export const USAGE_FLUSH_MS = 100
-/** How long a settle script waits for a reserve to ride with before it goes alone. */
-export const SETTLE_HOLD_MS = 2
 
 /** One settle script call: lease release and token correction of one request. */
 export interface SettleCall {
@@ -39,10 +37,11 @@ interface HeldCalls {
 
 /**
  * Sends settlements in two lanes. Settle scripts (lease release, token correction) change
- * what the next request may do: they are held at most `SETTLE_HOLD_MS`, and the next reserve
- * of this process takes them along in its own write, ahead of it, so Redis runs them first
- * and one round trip serves both (a client calling one request after the other never finds
- * its previous lease still held). Usage counters (the report behind /admin/usage) only add
+ * what the next request may do: they wait until the check phase of this event-loop turn
+ * (setImmediate), and a reserve of this process issued before then takes them along in its
+ * own write, ahead of it, so Redis runs them first and one round trip serves both (a client
+ * calling one request after the other never finds its previous lease still held; a request
+ * to another gateway replica finds it released within one loop turn plus the write). Usage counters (the report behind /admin/usage) only add
  * up, so they gather for up to `usageFlushMs` and go out summed per field: at a few thousand
  * requests a second one pipeline for hundreds of requests instead of four commands each.
  * A settle resolves once both its lanes are written. Failed commands are retried (only those),
@@ -50,7 +49,7 @@ interface HeldCalls {
  */
 export class SettleBatcher {
   private held: HeldCalls | null = null
-  private holdTimer: NodeJS.Timeout | null = null
+  private holdTimer: NodeJS.Immediate | null = null
   private usage: Batch | null = null
   private usageTimer: NodeJS.Timeout | null = null
   /** Requests already logged as lost: when both lanes fail, one line per request is enough. */
@@ -85,7 +84,7 @@ export class SettleBatcher {
     let h = this.held
     if (h === null) {
       h = this.held = { calls: [], requests: [], waiters: [] }
-      this.holdTimer = setTimeout(() => void this.sendHeld(), SETTLE_HOLD_MS)
+      this.holdTimer = setImmediate(() => void this.sendHeld())
     }
     h.calls.push(call)
     h.requests.push(request)
@@ -102,7 +101,7 @@ export class SettleBatcher {
     const h = this.held
     if (h === null) return Promise.resolve()
     this.held = null
-    if (this.holdTimer) clearTimeout(this.holdTimer)
+    if (this.holdTimer) clearImmediate(this.holdTimer)
     this.holdTimer = null
     return this.sendCalls(h)
   }
