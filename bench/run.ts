@@ -15,7 +15,8 @@ import { markdown, soakSummary, type BenchReport, type BenchRow, type SoakResult
 // BENCH_WARMUP (3 s per point, so every target is measured with its code optimised),
 // BENCH_SOAK_SECONDS (0; 300 for the 5-minute soak: stream c=64 through the gateway, RSS
 // sampled every 5 s), BENCH_ROUNDS (1; with more, the matrix is run that many times, targets
-// interleaved, and each point reports its median-RPS round), LOADGEN_CPUS (0), SUT_CPUS (1).
+// interleaved, and each point reports its median-RPS round), LOADGEN_CPUS (0), SUT_CPUS (1),
+// BENCH_NODE_ARGS (extra node flags for the gateway, to try one before it goes in the image).
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3)
 const SOAK_SECONDS = Number(process.env.BENCH_SOAK_SECONDS ?? 0)
@@ -26,6 +27,7 @@ const VARIANTS = (process.env.BENCH_VARIANTS ?? 'full').split(/\s+/).filter(Bool
 const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 1)
 const LOAD_CPU = process.env.LOADGEN_CPUS ?? '0'
 const SUT_CPU = process.env.SUT_CPUS ?? '1'
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
 
 const BODIES = {
   chat: JSON.stringify({ model: 'sim-model', messages: [{ role: 'user', content: 'Hello, how are you today?' }], max_tokens: 32 }),
@@ -72,7 +74,7 @@ async function main(): Promise<void> {
     }
     for (const variant of VARIANTS) {
       const config = benchGatewayConfig({ redisUrl: redis.url, simUrls: sims.map((s) => s.url), limited: variant !== 'noquota' })
-      const gw = await startGateway(config, {}, { pin: SUT_CPU, waitReady: true })
+      const gw = await startGateway(config, {}, { pin: SUT_CPU, waitReady: true, nodeArgs: NODE_ARGS })
       children.push(gw)
       const key = await createBenchKey(gw.url)
       targets.push({ name: variant === 'full' ? 'gatehouse' : `gatehouse-${variant}`, base: gw.url, headers: { authorization: `Bearer ${key}` }, pid: gw.proc.pid })
