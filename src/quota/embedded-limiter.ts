@@ -127,7 +127,7 @@ export class EmbeddedQuotaLimiter implements QuotaLimiter {
     }
     const delta = prompt + completion - resv.reservedTokens
     if (resv.minuteWindow !== undefined && delta !== 0) {
-      // As SETTLE_LUA: correct a current window in place; after it ended, drop a refund but
+      // As QUOTA_BATCH_LUA's settlement: correct a current window in place; after it ended, drop a refund but
       // charge an overrun to the window that is current now.
       const s = this.current(resv.subject, now)
       if (resv.minuteWindow === s.m) s.tm = Math.max(0, s.tm + delta)

@@ -1,10 +1,9 @@
 import type { ChainableCommander, Redis } from 'ioredis'
 import { LuaScript } from '../store/resp-connection.js'
-import { PEEK_LUA, RENEW_LUA, RESERVE_LUA, SETTLE_LUA } from './scripts.js'
+import { PEEK_LUA, QUOTA_BATCH_LUA, RENEW_LUA } from './scripts.js'
 
-/** The two scripts every request runs, sent on the limiter's own connection (RespConnection). */
-export const RESERVE_SCRIPT = new LuaScript(RESERVE_LUA)
-export const SETTLE_SCRIPT = new LuaScript(SETTLE_LUA)
+/** The script every request's reserve and settle run in, on the limiter's own connection (RespConnection). */
+export const QUOTA_BATCH_SCRIPT = new LuaScript(QUOTA_BATCH_LUA)
 
 // ioredis `defineCommand` sends EVALSHA, falls back to EVAL on NOSCRIPT, and sends the full
 // script once on every new connection, so scripts are back after a Redis restart by
@@ -13,13 +12,12 @@ export const SETTLE_SCRIPT = new LuaScript(SETTLE_LUA)
 export type Arg = string | number
 
 export interface QuotaCommands {
-  ghQuotaReserve(windows: string, leases: string, ...argv: Arg[]): Promise<number[]>
-  ghQuotaSettle(windows: string, leases: string, ...argv: Arg[]): Promise<number>
   ghQuotaPeek(windows: string, leases: string, countLeases: Arg): Promise<number[]>
 }
 
 export interface QuotaPipeline {
-  ghQuotaSettle(windows: string, leases: string, ...argv: Arg[]): QuotaPipeline
+  /** QUOTA_BATCH_LUA: ARGV is the lease TTL, then the operations. */
+  ghQuotaBatch(windows: string, leases: string, ...argv: Arg[]): QuotaPipeline
   ghQuotaRenew(leases: string, leaseId: string, ttlMs: number): QuotaPipeline
   hincrby(key: string, field: string, by: number): QuotaPipeline
   sadd(key: string, member: string): QuotaPipeline
@@ -28,9 +26,8 @@ export interface QuotaPipeline {
 
 /** Adds the quota scripts to `redis` (idempotent) and returns it with their types. */
 export function defineQuotaCommands(redis: Redis): Redis & QuotaCommands {
-  redis.defineCommand('ghQuotaReserve', { numberOfKeys: 2, lua: RESERVE_LUA })
   redis.defineCommand('ghQuotaPeek', { numberOfKeys: 2, lua: PEEK_LUA, readOnly: true })
-  redis.defineCommand('ghQuotaSettle', { numberOfKeys: 2, lua: SETTLE_LUA })
+  redis.defineCommand('ghQuotaBatch', { numberOfKeys: 2, lua: QUOTA_BATCH_LUA })
   redis.defineCommand('ghQuotaRenew', { numberOfKeys: 1, lua: RENEW_LUA })
   return redis as Redis & QuotaCommands
 }

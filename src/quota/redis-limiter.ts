@@ -4,11 +4,12 @@ import type { Limits } from '../config/index.js'
 import type { Logger } from '../log/index.js'
 import { NO_HEADERS, hasQuota, quotaExceeded, rateLimitHeaders, storeUnavailable } from './headers.js'
 import { RespConnection, endpointOf } from '../store/resp-connection.js'
-import { RESERVE_SCRIPT, SETTLE_SCRIPT, defineQuotaCommands, quotaPipeline, type QuotaCommands } from './redis-commands.js'
+import { QUOTA_BATCH_SCRIPT, defineQuotaCommands, quotaPipeline, type QuotaCommands } from './redis-commands.js'
+import { QuotaScriptBatcher } from './script-batch.js'
 import { SettleBatcher, type SettleCall } from './settle-batch.js'
 import type { QuotaLimiter, Reservation, ReserveInput, UsageFilter, UsageReport, UsageRow } from './types.js'
 import { dayInRange, rowsFromHash, sortUsage, usageFields, type UsageFields } from './usage.js'
-import { DAY_MS, MINUTE_MS, S_FLAGS, S_NOW, tokenCount, utcDay } from './windows.js'
+import { DAY_MS, MINUTE_MS, S_FLAGS, S_NOW, tokenCount, utcDay, type QuotaState } from './windows.js'
 
 export interface RedisQuotaOptions {
   /** How long a lease outlives its last renewal (default 30 s); renewed every third of it. */
@@ -30,8 +31,9 @@ const MAX_CACHED_SUBJECTS = 50_000
 const MAX_CACHED_MODELS = 1_000
 
 /**
- * Quotas shared exactly by every gateway replica on one Redis: reserve is one Lua script in one
- * round trip, settle one pipeline (script + usage counters). Fails closed: while Redis cannot
+ * Quotas shared exactly by every gateway replica on one Redis: reserve and settle run in one
+ * Lua script call per subject and event-loop turn (QuotaScriptBatcher), one round trip; usage
+ * counters gather apart (SettleBatcher). Fails closed: while Redis cannot
  * answer, reserve throws ServiceUnavailable.
  */
 export class RedisQuotaLimiter implements QuotaLimiter {
@@ -47,6 +49,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
   private readonly retryDelays: readonly number[]
   private readonly renewTimer: NodeJS.Timeout
   private readonly daysKey: string
+  private readonly scripts: QuotaScriptBatcher
   private readonly settler: SettleBatcher
   private closed = false
 
@@ -59,7 +62,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     this.client = defineQuotaCommands(redis)
     this.wire = new RespConnection(endpointOf(redis), log, {
       name: 'gatehouse-quota',
-      scripts: [RESERVE_SCRIPT, SETTLE_SCRIPT],
+      scripts: [QUOTA_BATCH_SCRIPT],
       // A silent path (Redis moved, a partition) would otherwise go unnoticed by the shared
       // client until its next command waits out its own timeout: replace its socket too.
       // Destroyed, not ended: a FIN on a dead path is never answered, so `disconnect()`
@@ -69,7 +72,8 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     this.leaseTtlMs = opts.leaseTtlMs ?? 30_000
     this.retryDelays = opts.settleRetryDelaysMs ?? [200, 500, 1000, 2000]
     this.daysKey = `${prefix}u:days`
-    this.settler = new SettleBatcher(this.client, this.wire, this.daysKey, log, this.retryDelays)
+    this.scripts = new QuotaScriptBatcher(this.wire, this.leaseTtlMs)
+    this.settler = new SettleBatcher(this.client, this.scripts, this.leaseTtlMs, this.daysKey, log, this.retryDelays)
     // One timer and one pipelined call renew every lease this process holds.
     this.renewTimer = setInterval(() => void this.renewLeases(), Math.max(10, Math.floor(this.leaseTtlMs / 3)))
     this.renewTimer.unref()
@@ -84,27 +88,21 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     const k = this.keysFor(subject)
     const maxc = limits.maxConcurrent ?? 0
     const leaseId = maxc > 0 ? this.leasePrefix + (++this.leaseSeq).toString(36) : ''
-    let reply: unknown
+    let state: QuotaState
     try {
-      // Settlements waiting to go out travel in the same write, ahead of this reserve.
-      void this.settler.sendHeld()
-      reply = await this.wire.evalsha(RESERVE_SCRIPT, 2, [
-        k.windows,
-        k.leases,
-        limits.requestsPerMinute ?? 0,
-        limits.tokensPerMinute ?? 0,
-        limits.tokensPerDay ?? 0,
-        maxc,
+      // Joins this loop turn's script call of the subject, behind its settlements.
+      state = await this.scripts.reserve(k, {
+        requestsPerMinute: limits.requestsPerMinute ?? 0,
+        tokensPerMinute: limits.tokensPerMinute ?? 0,
+        tokensPerDay: limits.tokensPerDay ?? 0,
+        maxConcurrent: maxc,
         tokens,
         leaseId,
-        this.leaseTtlMs,
-      ])
+      })
     } catch {
+      // No answer, or an error reply (out of memory, a read-only replica): admit nothing.
       throw storeUnavailable()
     }
-    // An error reply (out of memory, a read-only replica) admits nothing either.
-    if (!Array.isArray(reply)) throw storeUnavailable()
-    const state = reply as number[]
     if (state[S_FLAGS] !== 0) throw quotaExceeded(limits, state[S_FLAGS], state, tokens)
     if (maxc > 0) this.leases.set(leaseId, k.leases)
     const now = state[S_NOW]
@@ -129,7 +127,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     const k = this.keysFor(resv.subject)
     let call: SettleCall | null = null
     if (resv.minuteWindow !== undefined && (delta !== 0 || resv.leaseId !== undefined)) {
-      call = { windows: k.windows, leases: k.leases, argv: [resv.minuteWindow, resv.dayWindow ?? -1, delta, resv.leaseId ?? ''] }
+      call = { keys: k, args: [resv.minuteWindow, resv.dayWindow ?? -1, delta, resv.leaseId ?? ''] }
     }
     const day = utcDay(Math.floor(Date.now() / DAY_MS))
     const [fReq, fPrompt, fCompletion] = this.usageFieldsFor(k, resv.subject, usage.model)

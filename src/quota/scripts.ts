@@ -25,78 +25,90 @@ end
 if tonumber(w[4]) == day then td = tonumber(w[5]) or 0 end
 `
 
+/** Argument counts of one operation in QUOTA_BATCH_LUA's ARGV, its tag included. */
+export const RESERVE_OP_ARGS = 7
+export const SETTLE_OP_ARGS = 5
+
 /**
- * Check-and-reserve in one step. ARGV: requestsPerMinute, tokensPerMinute, tokensPerDay,
- * maxConcurrent (0 = unlimited), tokens to reserve, lease id, lease TTL in ms.
- * Refused requests change nothing (they do not count); expired leases are purged first.
+ * Every reserve and settle of one subject gathered in one event-loop turn, in one script call:
+ * the windows hash is read once and written once, the lease zset purged and counted once,
+ * whatever the number of operations (one call costs Redis about what a single reserve did).
+ * ARGV[1] is the lease TTL in ms, then the operations in the order they were issued, each
+ * checked against the state the ones before it left:
+ *   'r', requestsPerMinute, tokensPerMinute, tokensPerDay, maxConcurrent (0 = unlimited),
+ *        tokens to reserve, lease id
+ *        Check-and-reserve; a refused request changes nothing (it does not count).
+ *   's', the reservation's minute and day numbers, tokens actual - reserved, lease id ('' if none)
+ *        Settlement: releases the lease; a window that is still current is corrected in place
+ *        (never below 0); once a window has ended a refund is dropped (that window no longer
+ *        limits anything) but an overrun is charged to the current window: tokens are never free.
+ * Returns one entry per operation: a QuotaState for a reserve, 1 for a settle.
  */
-export const RESERVE_LUA = `${NOW}${READ_WINDOWS}
-local rpm, tpm, tpd, maxc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local tokens, ttl = tonumber(ARGV[5]), tonumber(ARGV[7])
-local inflight = 0
-if maxc > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  inflight = redis.call('ZCARD', KEYS[2])
-end
-local flags = 0
-if rpm > 0 and r + 1 > rpm then flags = flags + 1 end
-if tpm > 0 and tm + tokens > tpm then flags = flags + 2 end
-if tpd > 0 and td + tokens > tpd then flags = flags + 4 end
-if maxc > 0 and inflight >= maxc then flags = flags + 8 end
-if flags == 0 then
-  r = r + 1
-  tm = tm + tokens
-  td = td + tokens
-  redis.call('HSET', KEYS[1], 'm', minute, 'r', r, 'tm', tm, 'd', day, 'td', td)
-  redis.call('PEXPIRE', KEYS[1], 86400000 - (now % 86400000) + 60000)
-  if maxc > 0 then
-    redis.call('ZADD', KEYS[2], now + ttl, ARGV[6])
-    redis.call('PEXPIRE', KEYS[2], ttl)
-    inflight = inflight + 1
+export const QUOTA_BATCH_LUA = `${NOW}${READ_WINDOWS}
+local ttl = tonumber(ARGV[1])
+local changed = false
+local inflight = nil
+local added = {}
+local out = {}
+local i = 2
+while i <= #ARGV do
+  if ARGV[i] == 's' then
+    local lease = ARGV[i + 4]
+    if lease ~= '' then
+      local gone = redis.call('ZREM', KEYS[2], lease)
+      if inflight then inflight = inflight - gone end
+    end
+    local delta = tonumber(ARGV[i + 3])
+    if delta ~= 0 then
+      if tonumber(ARGV[i + 1]) == minute then tm = math.max(0, tm + delta) elseif delta > 0 then tm = tm + delta end
+      if tonumber(ARGV[i + 2]) == day then td = math.max(0, td + delta) elseif delta > 0 then td = td + delta end
+      changed = true
+    end
+    out[#out + 1] = 1
+    i = i + ${SETTLE_OP_ARGS}
+  else
+    local rpm, tpm, tpd = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+    local maxc, tokens = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
+    if maxc > 0 and inflight == nil then
+      redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+      inflight = redis.call('ZCARD', KEYS[2])
+    end
+    local flags = 0
+    if rpm > 0 and r + 1 > rpm then flags = flags + 1 end
+    if tpm > 0 and tm + tokens > tpm then flags = flags + 2 end
+    if tpd > 0 and td + tokens > tpd then flags = flags + 4 end
+    if maxc > 0 and inflight >= maxc then flags = flags + 8 end
+    if flags == 0 then
+      r = r + 1
+      tm = tm + tokens
+      td = td + tokens
+      changed = true
+      if maxc > 0 then
+        added[#added + 1] = now + ttl
+        added[#added + 1] = ARGV[i + 6]
+        inflight = inflight + 1
+      end
+    end
+    out[#out + 1] = {flags, now, r, tm, td, maxc > 0 and inflight or 0}
+    i = i + ${RESERVE_OP_ARGS}
   end
 end
-return {flags, now, r, tm, td, inflight}
+if changed then
+  redis.call('HSET', KEYS[1], 'm', minute, 'r', r, 'tm', tm, 'd', day, 'td', td)
+  redis.call('PEXPIRE', KEYS[1], 86400000 - (now % 86400000) + 60000)
+end
+if #added > 0 then
+  redis.call('ZADD', KEYS[2], unpack(added))
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+return out
 `
 
-/** The same numbers as RESERVE_LUA, changing nothing. ARGV: 1 to count leases, else 0. */
+/** The numbers a reserve would return, changing nothing. ARGV: 1 to count leases, else 0. */
 export const PEEK_LUA = `${NOW}${READ_WINDOWS}
 local inflight = 0
 if ARGV[1] == '1' then inflight = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf') end
 return {0, now, r, tm, td, inflight}
-`
-
-/**
- * Settlement. ARGV: the reservation's minute and day numbers, tokens actual - reserved, lease
- * id ('' if none). A window that is still current is corrected in place (never below 0). Once
- * a window has ended a refund is dropped (that window no longer limits anything), but an
- * overrun is charged to the current window: tokens are never free.
- */
-export const SETTLE_LUA = `
-if ARGV[4] ~= '' then redis.call('ZREM', KEYS[2], ARGV[4]) end
-local delta = tonumber(ARGV[3])
-if delta == 0 then return 0 end
-${NOW}
-local w = redis.call('HMGET', KEYS[1], 'm', 'd')
-local opened = false
-local function adjust(idField, countField, resvId, curId, storedId, resetField)
-  if resvId == curId then
-    if storedId == curId then
-      if redis.call('HINCRBY', KEYS[1], countField, delta) < 0 then redis.call('HSET', KEYS[1], countField, 0) end
-    end
-  elseif delta > 0 then
-    if storedId == curId then
-      redis.call('HINCRBY', KEYS[1], countField, delta)
-    else
-      redis.call('HSET', KEYS[1], idField, curId, countField, delta)
-      if resetField then redis.call('HSET', KEYS[1], resetField, 0) end
-      opened = true
-    end
-  end
-end
-adjust('m', 'tm', tonumber(ARGV[1]), minute, tonumber(w[1]), 'r')
-adjust('d', 'td', tonumber(ARGV[2]), day, tonumber(w[2]), false)
-if opened then redis.call('PEXPIRE', KEYS[1], 86400000 - (now % 86400000) + 60000) end
-return 1
 `
 
 /** Extends one lease of a live request. KEYS: the lease zset; ARGV: lease id, TTL in ms. */

@@ -1,8 +1,7 @@
-import type { Logger } from '../log/index.js'
-import { SETTLE_SCRIPT, quotaPipeline, type Arg, type QuotaPipeline, type QuotaCommands } from './redis-commands.js'
 import type { Redis } from 'ioredis'
-import { RespError } from '../store/resp-parser.js'
-import type { RespConnection } from '../store/resp-connection.js'
+import type { Logger } from '../log/index.js'
+import { quotaPipeline, type QuotaPipeline, type QuotaCommands } from './redis-commands.js'
+import type { QuotaScriptBatcher, SettleArgs, SubjectKeyPair } from './script-batch.js'
 
 /** One command of a settlement, added to whichever pipeline carries it. */
 export type SettleOp = (p: QuotaPipeline) => void
@@ -21,37 +20,25 @@ const newBatch = (): Batch => ({ usage: new Map(), days: new Set(), requests: []
 /** How long usage counters gather before they are sent (default). */
 export const USAGE_FLUSH_MS = 100
 
-/** One settle script call: lease release and token correction of one request. */
+/** Lease release and token correction of one request. */
 export interface SettleCall {
-  windows: string
-  leases: string
-  argv: Arg[]
-}
-
-interface HeldCalls {
-  calls: SettleCall[]
-  requests: Record<string, unknown>[]
-  waiters: (() => void)[]
+  keys: SubjectKeyPair
+  args: SettleArgs
 }
 
 /**
- * Sends settlements in two lanes. Settle scripts (lease release, token correction) change
- * what the next request may do: they wait until the check phase of this event-loop turn
- * (setImmediate), and a reserve of this process issued before then takes them along in its
- * own write, ahead of it, so Redis runs them first and one round trip serves both (a client
- * calling one request after the other never finds its previous lease still held; a request
- * to another gateway replica finds it released within one loop turn plus the write). Held
- * this way rather than handed to the quota connection at once, they join the next turn's
- * reserves: ≈6 µs less Redis CPU per request at c=16 (bench:cpu, five A/B runs). Usage
- * counters (the report behind /admin/usage) only add up, so they gather for up to
- * `usageFlushMs` and go out summed per field: at a few thousand requests a second one
- * pipeline for hundreds of requests instead of four commands each. A settle resolves once
- * both its lanes are written. Failed commands are retried (only those), then logged at
- * error per request: never silently lost.
+ * Sends settlements in two lanes. The settlement proper (lease release, token correction)
+ * changes what the next request may do: it joins this event-loop turn's quota script call
+ * of its subject (QuotaScriptBatcher), ahead of any reserve issued after it, so Redis applies
+ * it first (a client calling one request after the other never finds its previous lease
+ * still held; a request to another gateway replica finds it released within one loop turn
+ * plus the write). Usage counters (the report behind /admin/usage) only add up, so they
+ * gather for up to `usageFlushMs` and go out summed per field: at a few thousand requests a
+ * second one pipeline for hundreds of requests instead of four commands each. A settle
+ * resolves once both its lanes are written. Failed commands are retried (only those), then
+ * logged at error per request: never silently lost.
  */
 export class SettleBatcher {
-  private held: HeldCalls | null = null
-  private holdTimer: NodeJS.Immediate | null = null
   private usage: Batch | null = null
   private usageTimer: NodeJS.Timeout | null = null
   /** Requests already logged as lost: when both lanes fail, one line per request is enough. */
@@ -59,8 +46,9 @@ export class SettleBatcher {
 
   constructor(
     private readonly client: Redis & QuotaCommands,
-    /** Where settle scripts go first: the reserve's connection, so they keep their order. */
-    private readonly wire: RespConnection,
+    /** Where settlements go first: the reserves' script calls, so they keep their order. */
+    private readonly scripts: QuotaScriptBatcher,
+    private readonly leaseTtlMs: number,
     private readonly daysKey: string,
     private readonly log: Logger,
     private readonly retryDelays: readonly number[],
@@ -83,49 +71,15 @@ export class SettleBatcher {
     const usageWritten = new Promise<void>((resolve) => u.waiters.push(resolve))
     if (call === null) return usageWritten
 
-    let h = this.held
-    if (h === null) {
-      h = this.held = { calls: [], requests: [], waiters: [] }
-      this.holdTimer = setImmediate(() => void this.sendHeld())
-    }
-    h.calls.push(call)
-    h.requests.push(request)
-    const callWritten = new Promise<void>((resolve) => h.waiters.push(resolve))
-    return Promise.all([callWritten, usageWritten]).then(() => undefined)
-  }
-
-  /**
-   * Issues the held settle scripts now, synchronously: a command the caller issues right
-   * after goes out in the same write behind them (the quota connection writes once per
-   * event-loop turn).
-   */
-  sendHeld(): Promise<void> {
-    const h = this.held
-    if (h === null) return Promise.resolve()
-    this.held = null
-    if (this.holdTimer) clearImmediate(this.holdTimer)
-    this.holdTimer = null
-    return this.sendCalls(h)
-  }
-
-  /** Sends everything held or gathered now (before a usage report, and at shutdown). */
-  async flush(): Promise<void> {
-    await Promise.all([this.sendHeld(), this.flushUsage()])
-  }
-
-  private async sendCalls(h: HeldCalls): Promise<void> {
-    // Issued before the first await, so in the caller's tick.
-    const sent = h.calls.map((c) => this.wire.evalsha(SETTLE_SCRIPT, 2, [c.windows, c.leases, ...c.argv]))
-    const results = await Promise.allSettled(sent)
-    const failed: SettleOp[] = []
-    results.forEach((r, i) => {
-      if (r.status === 'rejected' || r.value instanceof RespError) {
-        const c = h.calls[i]
-        failed.push((p) => p.ghQuotaSettle(c.windows, c.leases, ...c.argv))
-      }
+    const applied = this.scripts.settle(call.keys, call.args).then(async (ok) => {
+      if (!ok) await this.run([(p) => p.ghQuotaBatch(call.keys.windows, call.keys.leases, this.leaseTtlMs, 's', ...call.args)], [request])
     })
-    if (failed.length > 0) await this.run(failed, h.requests)
-    for (const w of h.waiters) w()
+    return Promise.all([applied, usageWritten]).then(() => undefined)
+  }
+
+  /** Sends everything gathered now and waits for it (before a usage report, and at shutdown). */
+  async flush(): Promise<void> {
+    await Promise.all([this.scripts.settled(), this.flushUsage()])
   }
 
   private usageBatch(): Batch {

@@ -95,6 +95,7 @@ export class RespConnection {
   private readonly connectTimeoutMs: number
   private readonly commandTimeoutMs: number
   private readonly flush = () => this.writeOutbox()
+  private beforeWrite: (() => void) | null = null
 
   constructor(
     private readonly endpoint: RespEndpoint,
@@ -122,6 +123,22 @@ export class RespConnection {
       return this.call(['EVAL', script.source, numKeys, ...args])
     }
     return reply
+  }
+
+  /**
+   * `hook` runs at each write, just before it, and may issue commands that join it: a caller
+   * that gathers work over a loop turn (see scheduleWrite) sends it there.
+   */
+  onWrite(hook: () => void): void {
+    this.beforeWrite = hook
+  }
+
+  /** Makes sure a write (and the onWrite hook) happens at the end of this loop turn. */
+  scheduleWrite(): void {
+    if (!this.flushQueued) {
+      this.flushQueued = true
+      setImmediate(this.flush)
+    }
   }
 
   /** Sends one command; resolves with its reply (an error reply is a RespError value). */
@@ -152,16 +169,15 @@ export class RespConnection {
       cmd += `$${Buffer.byteLength(s)}\r\n${s}\r\n`
     }
     this.outbox += cmd
-    if (!this.flushQueued) {
-      this.flushQueued = true
-      setImmediate(this.flush)
-    }
+    this.scheduleWrite()
     return new Promise((resolve, reject) => {
       this.inflight.push({ resolve, reject, sentAt: performance.now() })
     })
   }
 
   private writeOutbox(): void {
+    // Still marked queued while the hook runs: what it sends joins this write.
+    this.beforeWrite?.()
     this.flushQueued = false
     const text = this.outbox
     this.outbox = ''

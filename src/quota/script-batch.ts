@@ -1,0 +1,119 @@
+import { RespError, type RespValue } from '../store/resp-parser.js'
+import type { RespConnection } from '../store/resp-connection.js'
+import { QUOTA_BATCH_SCRIPT, type Arg } from './redis-commands.js'
+import type { QuotaState } from './windows.js'
+
+/** The two keys of one subject (one cluster slot). */
+export interface SubjectKeyPair {
+  windows: string
+  leases: string
+}
+
+/** A reserve's limits and amount, as QUOTA_BATCH_LUA reads them. */
+export interface ReserveArgs {
+  requestsPerMinute: number
+  tokensPerMinute: number
+  tokensPerDay: number
+  maxConcurrent: number
+  tokens: number
+  leaseId: string
+}
+
+/** A settlement: the reservation's minute and day numbers, the token correction, its lease. */
+export type SettleArgs = readonly [minuteWindow: number, dayWindow: number, delta: number, leaseId: string]
+
+interface Waiter {
+  resolve: (value: RespValue) => void
+  reject: (err: Error) => void
+}
+
+interface SubjectOps {
+  keys: SubjectKeyPair
+  argv: Arg[]
+  waiters: Waiter[]
+}
+
+/** One script call carries at most this many operations (Lua's `unpack` has a stack limit). */
+export const MAX_OPS_PER_CALL = 256
+
+/**
+ * Gathers the reserves and settlements issued during one event-loop turn and sends them, at
+ * the quota connection's write at the end of the turn, as one QUOTA_BATCH_LUA call per
+ * subject: under load from one caller (a batch job on one key) Redis reads and writes that
+ * subject's state once for all of them instead of once per request. Operations keep their
+ * order, so a settlement issued before a reserve of the same subject is applied first.
+ * Across subjects order does not matter (their keys are disjoint).
+ */
+export class QuotaScriptBatcher {
+  /** Windows key → what this turn gathered for that subject. */
+  private gathered = new Map<string, SubjectOps>()
+  private readonly inflight = new Set<Promise<unknown>>()
+
+  constructor(
+    private readonly wire: RespConnection,
+    private readonly leaseTtlMs: number,
+  ) {
+    wire.onWrite(() => this.send())
+  }
+
+  /** Resolves with the QuotaState; rejects when the store did not answer (admit nothing). */
+  reserve(keys: SubjectKeyPair, a: ReserveArgs): Promise<QuotaState> {
+    const reply = this.add(keys, ['r', a.requestsPerMinute, a.tokensPerMinute, a.tokensPerDay, a.maxConcurrent, a.tokens, a.leaseId])
+    return reply.then((v) => {
+      if (!Array.isArray(v)) throw new Error('unexpected reserve reply')
+      return v as number[]
+    })
+  }
+
+  /** Resolves true once applied, false when the store did not answer (the caller retries). */
+  settle(keys: SubjectKeyPair, a: SettleArgs): Promise<boolean> {
+    const applied = this.add(keys, ['s', ...a]).then(
+      () => true,
+      () => false,
+    )
+    this.inflight.add(applied)
+    void applied.then(() => this.inflight.delete(applied))
+    return applied
+  }
+
+  /** Resolves when every settlement issued so far has been answered (or has failed). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.inflight])
+  }
+
+  private add(keys: SubjectKeyPair, op: Arg[]): Promise<RespValue> {
+    let ops = this.gathered.get(keys.windows)
+    if (ops === undefined || ops.waiters.length >= MAX_OPS_PER_CALL) {
+      // A full call goes out now, before the next one of the same subject: order is kept.
+      if (ops !== undefined) this.call(ops)
+      ops = { keys, argv: [keys.windows, keys.leases, this.leaseTtlMs], waiters: [] }
+      this.gathered.set(keys.windows, ops)
+      this.wire.scheduleWrite()
+    }
+    for (let i = 0; i < op.length; i++) ops.argv.push(op[i])
+    return new Promise((resolve, reject) => ops.waiters.push({ resolve, reject }))
+  }
+
+  private send(): void {
+    if (this.gathered.size === 0) return
+    const all = this.gathered
+    this.gathered = new Map()
+    for (const ops of all.values()) this.call(ops)
+  }
+
+  private call(ops: SubjectOps): void {
+    this.wire.evalsha(QUOTA_BATCH_SCRIPT, 2, ops.argv).then(
+      (reply) => {
+        if (reply instanceof RespError || !Array.isArray(reply) || reply.length !== ops.waiters.length) {
+          const err = reply instanceof RespError ? reply : new Error('unexpected quota script reply')
+          for (const w of ops.waiters) w.reject(err)
+          return
+        }
+        for (let i = 0; i < ops.waiters.length; i++) ops.waiters[i].resolve(reply[i])
+      },
+      (err: Error) => {
+        for (const w of ops.waiters) w.reject(err)
+      },
+    )
+  }
+}

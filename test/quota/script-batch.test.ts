@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict'
+import { after, before, test } from 'node:test'
+import type { Redis } from 'ioredis'
+import { silentLogger } from '../../src/log/index.js'
+import { createRedisClient } from '../../src/store/index.js'
+import { RespConnection, endpointOf } from '../../src/store/resp-connection.js'
+import { QUOTA_BATCH_SCRIPT } from '../../src/quota/redis-commands.js'
+import { MAX_OPS_PER_CALL, QuotaScriptBatcher, type ReserveArgs, type SubjectKeyPair } from '../../src/quota/script-batch.js'
+import { S_FLAGS, S_IN_FLIGHT, S_NOW, S_REQUESTS, HIT_CONCURRENT, HIT_RPM } from '../../src/quota/windows.js'
+import { freePort } from '../helpers/ports.js'
+import { startRedis, type RedisHandle } from '../helpers/redis.js'
+import { eventually, uniqueSubject } from './quota-helpers.js'
+
+// One quota script call per subject and event-loop turn, against a real redis-server: each
+// operation sees the ones issued before it, and the calls really are gathered.
+
+let redis: RedisHandle
+let admin: Redis
+const open: RespConnection[] = []
+
+async function batcherOn(url: string, wait = true): Promise<QuotaScriptBatcher> {
+  const client = createRedisClient(url, silentLogger, 'endpoint-only')
+  const endpoint = endpointOf(client)
+  client.disconnect()
+  const wire = new RespConnection(endpoint, silentLogger, { name: 'batch-test', scripts: [QUOTA_BATCH_SCRIPT] })
+  open.push(wire)
+  if (wait) assert.ok(await eventually(() => wire.isReady(), 5000))
+  return new QuotaScriptBatcher(wire, 30_000)
+}
+
+function keysOf(subject: string): SubjectKeyPair {
+  return { windows: `ghb:q:{${subject}}:w`, leases: `ghb:q:{${subject}}:c` }
+}
+
+const limits = (over: Partial<ReserveArgs>): ReserveArgs => ({
+  requestsPerMinute: 0,
+  tokensPerMinute: 0,
+  tokensPerDay: 0,
+  maxConcurrent: 0,
+  tokens: 1,
+  leaseId: '',
+  ...over,
+})
+
+/** How many times Redis ran the quota script (EVALSHA and EVAL) since the last reset. */
+async function scriptCalls(): Promise<number> {
+  const stats = await admin.info('commandstats')
+  let calls = 0
+  for (const m of stats.matchAll(/^cmdstat_(evalsha|eval):calls=(\d+)/gm)) calls += Number(m[2])
+  return calls
+}
+
+before(async () => {
+  redis = await startRedis()
+  admin = createRedisClient(redis.url, silentLogger, 'batch-test-admin')
+  assert.ok(await eventually(() => admin.status === 'ready', 5000))
+})
+
+after(async () => {
+  await Promise.all(open.map((c) => c.close()))
+  admin?.disconnect()
+  await redis?.stop()
+})
+
+test('reserves of one subject in one loop turn: one script call, each checked against the ones before it', async () => {
+  const q = await batcherOn(redis.url)
+  const keys = keysOf(uniqueSubject('turn'))
+  await admin.config('RESETSTAT')
+  const states = await Promise.all(Array.from({ length: 10 }, () => q.reserve(keys, limits({ requestsPerMinute: 4 }))))
+  assert.equal(await scriptCalls(), 1)
+  assert.deepEqual(
+    states.map((s) => [s[S_FLAGS], s[S_REQUESTS]]),
+    [[0, 1], [0, 2], [0, 3], [0, 4], ...Array.from({ length: 6 }, () => [HIT_RPM, 4])],
+  )
+  assert.equal(await admin.hget(keys.windows, 'r'), '4', 'refused requests count for nothing')
+  assert.ok(states.every((s) => s[S_NOW] === states[0][S_NOW]), "one call, one reading of Redis's clock")
+})
+
+test('a settlement issued before a reserve of the same turn is applied first; one issued after is not', async () => {
+  const q = await batcherOn(redis.url)
+  for (const [order, expectFlags] of [
+    ['settle first', 0],
+    ['reserve first', HIT_CONCURRENT],
+  ] as const) {
+    const keys = keysOf(uniqueSubject('order'))
+    const first = await q.reserve(keys, limits({ maxConcurrent: 1, leaseId: 'lease-a' }))
+    assert.equal(first[S_FLAGS], 0)
+    const release = (): Promise<boolean> => q.settle(keys, [Math.floor(first[S_NOW] / 60_000), Math.floor(first[S_NOW] / 86_400_000), 0, 'lease-a'])
+    const next = (): Promise<readonly number[]> => q.reserve(keys, limits({ maxConcurrent: 1, leaseId: 'lease-b' }))
+    const [state, applied] =
+      order === 'settle first' ? await Promise.all([release(), next()]).then(([a, s]) => [s, a] as const) : await Promise.all([next(), release()])
+    assert.equal(applied, true, order)
+    assert.equal(state[S_FLAGS], expectFlags, order)
+    assert.equal(state[S_IN_FLIGHT], 1, order)
+    assert.deepEqual(await admin.zrange(keys.leases, 0, -1), expectFlags === 0 ? ['lease-b'] : [], order)
+  }
+})
+
+test('each subject gets its own call; a subject past MAX_OPS_PER_CALL gets more, still in order', async () => {
+  const q = await batcherOn(redis.url)
+  const one = keysOf(uniqueSubject('many'))
+  const two = keysOf(uniqueSubject('other'))
+  const n = MAX_OPS_PER_CALL + 44
+  await admin.config('RESETSTAT')
+  const [many, other] = await Promise.all([
+    Promise.all(Array.from({ length: n }, () => q.reserve(one, limits({ requestsPerMinute: 10_000 })))),
+    Promise.all(Array.from({ length: 3 }, () => q.reserve(two, limits({ requestsPerMinute: 10_000 })))),
+  ])
+  assert.equal(await scriptCalls(), 3)
+  assert.deepEqual(
+    many.map((s) => s[S_REQUESTS]),
+    Array.from({ length: n }, (_, i) => i + 1),
+  )
+  assert.deepEqual(
+    other.map((s) => s[S_REQUESTS]),
+    [1, 2, 3],
+  )
+})
+
+test('leases: expired ones are purged before counting, released ones free their slot, each admitted one is added once', async () => {
+  const q = await batcherOn(redis.url)
+  const keys = keysOf(uniqueSubject('leases'))
+  // A lease left by a dead gateway process, already expired.
+  await admin.zadd(keys.leases, 1, 'dead')
+  const states = await Promise.all(['a', 'b', 'c'].map((id) => q.reserve(keys, limits({ maxConcurrent: 2, leaseId: id }))))
+  assert.deepEqual(
+    states.map((s) => [s[S_FLAGS], s[S_IN_FLIGHT]]),
+    [[0, 1], [0, 2], [HIT_CONCURRENT, 2]],
+  )
+  assert.deepEqual((await admin.zrange(keys.leases, 0, -1)).sort(), ['a', 'b'])
+  // One call: a refused reserve counts the leases, a release frees one, the next fits.
+  const [refused, released, admitted] = await Promise.all([
+    q.reserve(keys, limits({ maxConcurrent: 2, leaseId: 'e' })),
+    q.settle(keys, [0, 0, 0, 'a']),
+    q.reserve(keys, limits({ maxConcurrent: 2, leaseId: 'f' })),
+  ])
+  assert.equal(refused[S_FLAGS], HIT_CONCURRENT)
+  assert.equal(released, true)
+  assert.deepEqual([admitted[S_FLAGS], admitted[S_IN_FLIGHT]], [0, 2])
+  assert.deepEqual((await admin.zrange(keys.leases, 0, -1)).sort(), ['b', 'f'])
+  const ttl = await admin.pttl(keys.leases)
+  assert.ok(ttl > 0 && ttl <= 30_000, `lease set expires with the lease TTL (${ttl})`)
+})
+
+test('no answer: reserves are refused and settlements reported unapplied', async () => {
+  const q = await batcherOn(`redis://127.0.0.1:${await freePort()}`, false)
+  const keys = keysOf(uniqueSubject('down'))
+  const [reserve, settle] = await Promise.allSettled([q.reserve(keys, limits({ requestsPerMinute: 1 })), q.settle(keys, [0, 0, 5, ''])])
+  assert.equal(reserve.status, 'rejected')
+  assert.deepEqual(settle, { status: 'fulfilled', value: false })
+  await q.settled()
+})
