@@ -95,7 +95,8 @@ while i <= #ARGV do
 end
 if changed then
   redis.call('HSET', KEYS[1], 'm', minute, 'r', r, 'tm', tm, 'd', day, 'td', td)
-  redis.call('PEXPIRE', KEYS[1], 86400000 - (now % 86400000) + 60000)
+  -- Whoever first wrote today's window set its expiry (the end of today), once.
+  if tonumber(w[4]) ~= day then redis.call('PEXPIRE', KEYS[1], 86400000 - (now % 86400000) + 60000) end
 end
 if #added > 0 then
   redis.call('ZADD', KEYS[2], unpack(added))

@@ -73,6 +73,9 @@ test('reserves of one subject in one loop turn: one script call, each checked ag
     [[0, 1], [0, 2], [0, 3], [0, 4], ...Array.from({ length: 6 }, () => [HIT_RPM, 4])],
   )
   assert.equal(await admin.hget(keys.windows, 'r'), '4', 'refused requests count for nothing')
+  const untilDayEnds = 86_400_000 - (states[0][S_NOW] % 86_400_000) + 60_000
+  const ttl = await admin.pttl(keys.windows)
+  assert.ok(ttl > 0 && ttl <= untilDayEnds, `the windows expire a minute after the UTC day ends (${ttl})`)
   assert.ok(states.every((s) => s[S_NOW] === states[0][S_NOW]), "one call, one reading of Redis's clock")
 })
 
