@@ -6,7 +6,10 @@ const DATA_PREFIX = Buffer.from('data: {')
 const DONE = '[DONE]'
 /** Events are small (one token, one tool-call piece); a larger one means a broken replica. */
 export const MAX_EVENT_BYTES = 1024 * 1024
-const USAGE_KEY = Buffer.from('"usage"')
+const USAGE_WORD = Buffer.from('usage')
+const DATA_EVENT = Buffer.from('\n\ndata: {')
+const EVENT_END = Buffer.from('\n\n')
+const CR = 0x0d
 const COMPLETED_KEY = Buffer.from('response.completed')
 // The end of a Responses API delta event's type (`"type":"response.output_text.delta"`,
 // `...function_call_arguments.delta"`): one per generated piece, text or tool call.
@@ -20,6 +23,7 @@ const DELTA_TYPE_END = Buffer.from('.delta"')
  */
 export class SseRelay {
   usage: TokenUsage | null = null
+  /** Content events seen while no usage was known: the completion estimate if none comes. */
   contentEvents = 0
   /** Set when an event grew past MAX_EVENT_BYTES: the caller must end the stream. */
   overflow = false
@@ -37,10 +41,15 @@ export class SseRelay {
 
   /** Returns what to send to the client for this upstream chunk (possibly nothing). */
   push(chunk: Buffer): Buffer | string | null {
-    if (this.pending === '' && this.rewrite === null && endsWithEventEnd(chunk) && !this.mayCarryUsage(chunk)) {
-      this.contentEvents += countOccurrences(chunk, this.mode === 'chat' ? DATA_PREFIX : DELTA_TYPE_END)
-      this.lastPiece = chunk
-      return chunk
+    if (this.pending === '' && this.rewrite === null && endsWithEventEnd(chunk)) {
+      // (CRLF events take the general path below, which splits on either line end.)
+      if (this.mode === 'chat') {
+        if (!chunk.includes(CR)) return this.passChat(chunk)
+      } else if (!chunk.includes(COMPLETED_KEY)) {
+        this.contentEvents += countOccurrences(chunk, DELTA_TYPE_END)
+        this.lastPiece = chunk
+        return chunk
+      }
     }
     const text = this.pending + this.decoder.write(chunk)
     const last = lastEventEnd(text)
@@ -82,8 +91,45 @@ export class SseRelay {
     return this.usage !== null || this.lastPiece.includes(DONE)
   }
 
-  private mayCarryUsage(chunk: Buffer): boolean {
-    return chunk.includes(this.mode === 'chat' ? USAGE_KEY : COMPLETED_KEY)
+  /**
+   * Whole chat events, nothing to rewrite: the bytes pass as they are, except that an event
+   * carrying a usage object (found by its key, read as text alone) is inspected, and left out
+   * when the client did not ask for it. Content events are counted only while no usage is
+   * known (they are the estimate when none comes). vLLM usually sends a short reply's events
+   * in one chunk, usage included: decoding and splitting all of it cost more than the rest of
+   * the relay. Needles start with a letter or a line end: Buffer#indexOf skips through JSON
+   * quickly for those, but slowly for one that starts with a quote.
+   */
+  private passChat(chunk: Buffer): Buffer | null {
+    let kept: Buffer[] | null = null
+    let keptUpTo = 0
+    let inspected = 0
+    let at = chunk.indexOf(USAGE_WORD)
+    while (at >= 0) {
+      if (!isUsageObjectKey(chunk, at)) {
+        at = chunk.indexOf(USAGE_WORD, at + USAGE_WORD.length)
+        continue
+      }
+      const before = chunk.lastIndexOf(EVENT_END, at)
+      const start = before < 0 ? 0 : before + EVENT_END.length
+      // Found: the chunk ends with an event end.
+      const end = chunk.indexOf(EVENT_END, at) + EVENT_END.length
+      inspected++
+      if (!this.inspect(chunk.toString('utf8', start, end - EVENT_END.length))) {
+        ;(kept ??= []).push(chunk.subarray(keptUpTo, start))
+        keptUpTo = end
+      }
+      at = chunk.indexOf(USAGE_WORD, end)
+    }
+    if (this.usage === null) this.contentEvents += countDataEvents(chunk) - inspected
+    let out = chunk
+    if (kept !== null) {
+      kept.push(chunk.subarray(keptUpTo))
+      out = Buffer.concat(kept)
+      if (out.length === 0) return null
+    }
+    this.lastPiece = out
+    return out
   }
 
   private processEvents(block: string): string | null {
@@ -131,6 +177,26 @@ function parseData(event: string, dataAt: number): unknown {
   } catch {
     return null
   }
+}
+
+/** Whether the `usage` at `at` is a JSON key (`"usage"`) whose value is an object (blanks allowed). */
+function isUsageObjectKey(buf: Buffer, at: number): boolean {
+  if (buf[at - 1] !== 0x22 || buf[at + USAGE_WORD.length] !== 0x22) return false
+  let i = at + USAGE_WORD.length + 1
+  while (isBlank(buf[i])) i++
+  if (buf[i] !== 0x3a) return false
+  i++
+  while (isBlank(buf[i])) i++
+  return buf[i] === 0x7b
+}
+
+function isBlank(byte: number | undefined): boolean {
+  return byte === 0x20 || byte === 0x09
+}
+
+/** Events whose data is a JSON object (the slow path's content events, before usage). */
+function countDataEvents(chunk: Buffer): number {
+  return (chunk.subarray(0, DATA_PREFIX.length).equals(DATA_PREFIX) ? 1 : 0) + countOccurrences(chunk, DATA_EVENT)
 }
 
 function endsWithEventEnd(chunk: Buffer): boolean {
