@@ -8,13 +8,48 @@ export function canonicalJson(value: unknown): string {
   return encode(value, false) ?? 'null'
 }
 
+/** The members of one record shape in canonical order, each with its encoded `"name":`. */
+interface ShapePlan {
+  ownKeys: readonly string[]
+  extraKeys: readonly string[]
+  sorted: readonly { key: string; fromExtra: boolean; name: string }[]
+}
+
+// Audit records come in a handful of shapes (one per event type, with or without prompts):
+// their key order is worked out once per shape, not sorted and re-encoded per line.
+const plans: ShapePlan[] = []
+const MAX_PLANS = 32
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+function planFor(ownKeys: string[], extraKeys: string[]): ShapePlan {
+  for (const p of plans) if (sameKeys(p.ownKeys, ownKeys) && sameKeys(p.extraKeys, extraKeys)) return p
+  const all = new Map<string, boolean>()
+  for (const k of ownKeys) all.set(k, false)
+  for (const k of extraKeys) all.set(k, true)
+  const sorted = [...all.keys()].sort().map((key) => ({ key, fromExtra: all.get(key) === true, name: `${JSON.stringify(key)}:` }))
+  const plan = { ownKeys, extraKeys, sorted }
+  if (plans.length >= MAX_PLANS) plans.shift()
+  plans.push(plan)
+  return plan
+}
+
 /** canonicalJson of `record` with `extra`'s members added, without copying the record. */
 export function canonicalJsonWith(record: object, extra: Readonly<Record<string, unknown>>): string {
   const own = record as Record<string, unknown>
-  const keys = Object.keys(own)
-  const extraKeys = Object.keys(extra)
-  for (const k of extraKeys) if (!(k in own)) keys.push(k)
-  return members(keys.sort(), (k) => (Object.hasOwn(extra, k) ? extra[k] : own[k]))
+  const plan = planFor(Object.keys(own), Object.keys(extra))
+  let out = '{'
+  for (const m of plan.sorted) {
+    const v = encode(m.fromExtra ? extra[m.key] : own[m.key], false)
+    if (v === undefined) continue
+    if (out.length > 1) out += ','
+    out += m.name + v
+  }
+  return `${out}}`
 }
 
 function encode(value: unknown, inArray: boolean): string | undefined {
@@ -23,9 +58,12 @@ function encode(value: unknown, inArray: boolean): string | undefined {
   }
   switch (typeof value) {
     case 'string':
-    case 'number':
-    case 'boolean':
       return JSON.stringify(value)
+    case 'number':
+      // What JSON.stringify gives, without the call.
+      return Number.isFinite(value) ? String(value) : 'null'
+    case 'boolean':
+      return value ? 'true' : 'false'
     case 'undefined':
     case 'function':
     case 'symbol':

@@ -117,4 +117,11 @@ test('a record and an extra member give the text of canonicalJson over both, fla
     }),
     { numRuns: 2000 },
   )
+  // The key order is kept per record shape: the same keys with new values, and key lists that
+  // would read alike if joined, each get their own text.
+  assert.equal(canonicalJsonWith({ b: 1, a: 'x' }, { prev: 'p' }), '{"a":"x","b":1,"prev":"p"}')
+  assert.equal(canonicalJsonWith({ b: 2, a: 'y' }, { prev: 'q' }), '{"a":"y","b":2,"prev":"q"}')
+  assert.equal(canonicalJsonWith({ 'a\u0000b': 1 }, { prev: 'p' }), '{"a\\u0000b":1,"prev":"p"}')
+  assert.equal(canonicalJsonWith({ a: 1, b: 2 }, { prev: 'p' }), '{"a":1,"b":2,"prev":"p"}')
+  assert.equal(canonicalJsonWith({ a: 1, prev: 'own' }, { prev: 'p' }), '{"a":1,"prev":"p"}')
 })
