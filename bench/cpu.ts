@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'gatehouse-cpu-'))
   const children: Child[] = []
   try {
-    const redis = await startRedis()
+    const redis = await startRedis(undefined, undefined, '1')
     children.push(redis)
     const sim = await startSim('vllm', ['--tokens', '32', '--model', 'sim-model'], '1')
     children.push(sim)

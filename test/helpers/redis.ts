@@ -30,7 +30,7 @@ async function waitForPing(port: number, ms = 5000): Promise<void> {
  * Starts a real redis-server on a free loopback port (with append-only persistence in a
  * temporary directory). Fails with install advice when redis-server is missing.
  */
-export async function startRedis(port?: number, dir?: string): Promise<RedisHandle> {
+export async function startRedis(port?: number, dir?: string, pin?: string): Promise<RedisHandle> {
   if (!which('redis-server')) {
     throw new Error('redis-server is not installed: `apt-get install -y redis-server` (or set REDIS_URL)')
   }
@@ -38,13 +38,13 @@ export async function startRedis(port?: number, dir?: string): Promise<RedisHand
   const d = dir ?? mkdtempSync(join(tmpdir(), 'gatehouse-redis-'))
   const child = startChild('redis-server', [
     '--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', d,
-  ])
+  ], {}, pin)
   await waitForPing(p)
   const handle: RedisHandle = {
     ...child,
     port: p,
     url: `redis://127.0.0.1:${p}`,
-    restart: () => startRedis(p, d),
+    restart: () => startRedis(p, d, pin),
   }
   return handle
 }
