@@ -47,7 +47,6 @@ export const MAX_OPS_PER_CALL = 256
 export class QuotaScriptBatcher {
   /** Windows key → what this turn gathered for that subject. */
   private gathered = new Map<string, SubjectOps>()
-  private readonly inflight = new Set<Promise<unknown>>()
 
   constructor(
     private readonly wire: RespConnection,
@@ -67,18 +66,10 @@ export class QuotaScriptBatcher {
 
   /** Resolves true once applied, false when the store did not answer (the caller retries). */
   settle(keys: SubjectKeyPair, a: SettleArgs): Promise<boolean> {
-    const applied = this.add(keys, ['s', ...a]).then(
+    return this.add(keys, ['s', ...a]).then(
       () => true,
       () => false,
     )
-    this.inflight.add(applied)
-    void applied.then(() => this.inflight.delete(applied))
-    return applied
-  }
-
-  /** Resolves when every settlement issued so far has been answered (or has failed). */
-  async settled(): Promise<void> {
-    await Promise.all([...this.inflight])
   }
 
   private add(keys: SubjectKeyPair, op: Arg[]): Promise<RespValue> {

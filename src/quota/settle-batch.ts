@@ -41,6 +41,8 @@ export interface SettleCall {
 export class SettleBatcher {
   private usage: Batch | null = null
   private usageTimer: NodeJS.Timeout | null = null
+  /** Settlements not yet applied or given up (their retries included). */
+  private readonly settling = new Set<Promise<void>>()
   /** Requests already logged as lost: when both lanes fail, one line per request is enough. */
   private readonly reported = new WeakSet<Record<string, unknown>>()
 
@@ -74,12 +76,14 @@ export class SettleBatcher {
     const applied = this.scripts.settle(call.keys, call.args).then(async (ok) => {
       if (!ok) await this.run([(p) => p.ghQuotaBatch(call.keys.windows, call.keys.leases, this.leaseTtlMs, 's', ...call.args)], [request])
     })
+    this.settling.add(applied)
+    void applied.then(() => this.settling.delete(applied))
     return Promise.all([applied, usageWritten]).then(() => undefined)
   }
 
-  /** Sends everything gathered now and waits for it (before a usage report, and at shutdown). */
+  /** Sends everything gathered now and waits for it, retries included (before a usage report, and at shutdown). */
   async flush(): Promise<void> {
-    await Promise.all([this.scripts.settled(), this.flushUsage()])
+    await Promise.all([...this.settling, this.flushUsage()])
   }
 
   private usageBatch(): Batch {

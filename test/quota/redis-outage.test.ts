@@ -110,3 +110,22 @@ test('a settlement that still fails after its retries is logged at error level',
     await restartRedis()
   }
 })
+
+test('close waits for a settlement still being retried, so it is applied or logged before shutdown ends', async () => {
+  const closing = new RedisQuotaLimiter(client, 'gho:', log, { settleRetryDelaysMs: [50, 50, 50] })
+  assert.ok(await eventually(() => closing.isReady(), 5000))
+  const subject = uniqueSubject('settle-close')
+  const r = await closing.reserve({ requestId: 'at-close', subject, limits, reservedTokens: 100 })
+  // Its windows key no longer a hash: every attempt of the settlement gets WRONGTYPE, while
+  // the usage counters (other keys) are written at once.
+  await client.set(`gho:q:{${subject}}:w`, 'not a hash')
+  const errorsBefore = log.lines.filter((l) => l.level === 'error').length
+  void closing.settle(r, { model: 'm', promptTokens: 1, completionTokens: 2 })
+  await closing.close()
+  const errors = log.lines.filter((l) => l.level === 'error').slice(errorsBefore)
+  assert.deepEqual(
+    errors.map((l) => l.fields?.requestId),
+    ['at-close'],
+    'the settlement had used up its retries and was logged by the time close() returned',
+  )
+})
