@@ -12,7 +12,8 @@ import { benchGatewayConfig, createBenchKey, startNodeMin } from './setup.js'
 // each one spends per request. Variants: full (Redis quotas), noquota (a role without limits,
 // Redis store), embedded (no Redis). Env: CPU_SCENARIO (chat), CPU_SECONDS (6), CPU_WARMUP (4),
 // CPU_CONNECTIONS (16), CPU_VARIANTS ("full noquota embedded"), CPU_ROUNDS (1),
-// CPU_NODE_ARGS (extra node flags for the gateway, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
+// CPU_NODE_ARGS (extra node flags for the gateway, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"),
+// REDIS_CPUS (1: beside the gateway and the simulator).
 
 const SCENARIO = process.env.CPU_SCENARIO ?? 'chat'
 const SECONDS = Number(process.env.CPU_SECONDS ?? 6)
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'gatehouse-cpu-'))
   const children: Child[] = []
   try {
-    const redis = await startRedis(undefined, undefined, '1')
+    const redis = await startRedis(undefined, undefined, process.env.REDIS_CPUS ?? '1')
     children.push(redis)
     const sim = await startSim('vllm', ['--tokens', '32', '--model', 'sim-model'], '1')
     children.push(sim)

@@ -27,6 +27,8 @@ export interface BenchReport {
   seconds: number
   warmupSeconds: number
   rounds: number
+  /** Where each process ran: `taskset` CPU lists. */
+  cpus: { loadGenerator: string; measured: string; redis: string }
   rows: BenchRow[]
   ttft: Record<string, { p50: number; p99: number }>
   gatewayRssMiB: { idle: number; peakStreamC64: number | null }
@@ -54,11 +56,19 @@ function fmt(n: number, digits = 2): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
 }
 
+function pinning(cpus: BenchReport['cpus'] | undefined): string {
+  // Reports written before the field existed: that layout, with Redis unpinned.
+  const c = cpus ?? { loadGenerator: '0', measured: '1', redis: 'any' }
+  const redis = c.redis === c.measured ? ' + Redis' : ''
+  const apart = c.redis === c.measured ? '' : `, Redis on CPU ${c.redis}`
+  return `wrk on CPU ${c.loadGenerator}, simulator + gateway${redis} on CPU ${c.measured}${apart}`
+}
+
 export function markdown(report: BenchReport): string {
   const out: string[] = [
     `# Gatehouse benchmark (${report.startedAt})`,
     '',
-    `Machine: ${report.machine}. ${report.seconds} s per point after a ${report.warmupSeconds} s warm-up, ${report.rounds} round(s) with targets interleaved, median-RPS round shown; wrk on CPU 0, simulator + gateway + Redis on CPU 1; simulator at zero latency, 32 tokens per reply.`,
+    `Machine: ${report.machine}. ${report.seconds} s per point after a ${report.warmupSeconds} s warm-up, ${report.rounds} round(s) with targets interleaved, median-RPS round shown; ${pinning(report.cpus)}; simulator at zero latency, 32 tokens per reply.`,
     '',
     '| scenario | c | target | RPS | ×direct | ×node-min | p50 ms | p99 ms | added p50 ms | errors |',
     '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|',
