@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import type { Limits } from '../../src/config/index.js'
 import { QuotaExceeded } from '../../src/errors/index.js'
-import type { Logger } from '../../src/log/index.js'
+import { silentLogger, type Logger } from '../../src/log/index.js'
+import { createRedisClient } from '../../src/store/index.js'
+import { endpointOf, type RespEndpoint } from '../../src/store/resp-connection.js'
 import type { QuotaLimiter, Reservation } from '../../src/quota/index.js'
 
 export interface Outcome {
@@ -84,4 +86,12 @@ export function parseReset(v: string): number {
   const m = /^(?:(\d+)h)?(?:(\d+)m)?(\d+)s$/.exec(v)
   if (!m) throw new Error(`not a reset duration: ${v}`)
   return ((Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0)) * 60 + Number(m[3])) * 1000
+}
+
+/** The RESP endpoint the gateway would derive from `url` (through ioredis' URL parsing, as the limiter does). */
+export function endpointFromUrl(url: string): RespEndpoint {
+  const client = createRedisClient(url, silentLogger, 'endpoint-only')
+  const endpoint = endpointOf(client)
+  client.disconnect()
+  return endpoint
 }

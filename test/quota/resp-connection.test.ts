@@ -3,11 +3,11 @@ import { after, before, test } from 'node:test'
 import type { Redis } from 'ioredis'
 import { silentLogger } from '../../src/log/index.js'
 import { createRedisClient } from '../../src/store/index.js'
-import { LuaScript, RespConnection, RespUnavailable, endpointOf } from '../../src/store/resp-connection.js'
+import { LuaScript, RespConnection, RespUnavailable } from '../../src/store/resp-connection.js'
 import { RespError } from '../../src/store/resp-parser.js'
 import { freePort } from '../helpers/ports.js'
 import { startRedis, type RedisHandle } from '../helpers/redis.js'
-import { captureLogger, eventually } from './quota-helpers.js'
+import { captureLogger, endpointFromUrl, eventually } from './quota-helpers.js'
 
 // The quota scripts' own connection, against a real redis-server: order, script reloading,
 // failing fast, timeouts and authentication.
@@ -18,10 +18,7 @@ let admin: Redis
 const open: RespConnection[] = []
 
 function connect(url: string, opts: Partial<ConstructorParameters<typeof RespConnection>[2]> = {}, log = silentLogger): RespConnection {
-  const client = createRedisClient(url, silentLogger, 'endpoint-only')
-  const endpoint = endpointOf(client)
-  client.disconnect()
-  const c = new RespConnection(endpoint, log, { name: 'resp-test', scripts: [ADD], ...opts })
+  const c = new RespConnection(endpointFromUrl(url), log, { name: 'resp-test', scripts: [ADD], ...opts })
   open.push(c)
   return c
 }

@@ -3,13 +3,13 @@ import { after, before, test } from 'node:test'
 import type { Redis } from 'ioredis'
 import { silentLogger } from '../../src/log/index.js'
 import { createRedisClient } from '../../src/store/index.js'
-import { RespConnection, endpointOf } from '../../src/store/resp-connection.js'
+import { RespConnection } from '../../src/store/resp-connection.js'
 import { QUOTA_BATCH_SCRIPT } from '../../src/quota/redis-commands.js'
 import { MAX_OPS_PER_CALL, QuotaScriptBatcher, type ReserveArgs, type SubjectKeyPair } from '../../src/quota/script-batch.js'
 import { S_FLAGS, S_IN_FLIGHT, S_NOW, S_REQUESTS, HIT_CONCURRENT, HIT_RPM } from '../../src/quota/windows.js'
 import { freePort } from '../helpers/ports.js'
 import { startRedis, type RedisHandle } from '../helpers/redis.js'
-import { eventually, uniqueSubject } from './quota-helpers.js'
+import { endpointFromUrl, eventually, uniqueSubject } from './quota-helpers.js'
 
 // One quota script call per subject and event-loop turn, against a real redis-server: each
 // operation sees the ones issued before it, and the calls really are gathered.
@@ -19,10 +19,7 @@ let admin: Redis
 const open: RespConnection[] = []
 
 async function batcherOn(url: string, wait = true): Promise<QuotaScriptBatcher> {
-  const client = createRedisClient(url, silentLogger, 'endpoint-only')
-  const endpoint = endpointOf(client)
-  client.disconnect()
-  const wire = new RespConnection(endpoint, silentLogger, { name: 'batch-test', scripts: [QUOTA_BATCH_SCRIPT] })
+  const wire = new RespConnection(endpointFromUrl(url), silentLogger, { name: 'batch-test', scripts: [QUOTA_BATCH_SCRIPT] })
   open.push(wire)
   if (wait) assert.ok(await eventually(() => wire.isReady(), 5000))
   return new QuotaScriptBatcher(wire, 30_000)
