@@ -1,6 +1,7 @@
 import { RespError, type RespValue } from '../store/resp-parser.js'
 import type { RespConnection } from '../store/resp-connection.js'
 import { QUOTA_BATCH_SCRIPT, type Arg } from './redis-commands.js'
+import { RESERVE_REPLY_LENGTH } from './scripts.js'
 import type { QuotaState } from './windows.js'
 
 /** The two keys of one subject (one cluster slot). */
@@ -23,7 +24,9 @@ export interface ReserveArgs {
 export type SettleArgs = readonly [minuteWindow: number, dayWindow: number, delta: number, leaseId: string]
 
 interface Waiter {
-  resolve: (value: RespValue) => void
+  /** A reserve gets its QuotaState; a settlement only learns that the call was applied. */
+  isReserve: boolean
+  resolve: (value: QuotaState | null) => void
   reject: (err: Error) => void
 }
 
@@ -57,22 +60,19 @@ export class QuotaScriptBatcher {
 
   /** Resolves with the QuotaState; rejects when the store did not answer (admit nothing). */
   reserve(keys: SubjectKeyPair, a: ReserveArgs): Promise<QuotaState> {
-    const reply = this.add(keys, ['r', a.requestsPerMinute, a.tokensPerMinute, a.tokensPerDay, a.maxConcurrent, a.tokens, a.leaseId])
-    return reply.then((v) => {
-      if (!Array.isArray(v)) throw new Error('unexpected reserve reply')
-      return v as number[]
-    })
+    // A reserve's waiter is always resolved with its state (see call()).
+    return this.add(keys, true, ['r', a.requestsPerMinute, a.tokensPerMinute, a.tokensPerDay, a.maxConcurrent, a.tokens, a.leaseId]) as Promise<QuotaState>
   }
 
   /** Resolves true once applied, false when the store did not answer (the caller retries). */
   settle(keys: SubjectKeyPair, a: SettleArgs): Promise<boolean> {
-    return this.add(keys, ['s', ...a]).then(
+    return this.add(keys, false, ['s', ...a]).then(
       () => true,
       () => false,
     )
   }
 
-  private add(keys: SubjectKeyPair, op: Arg[]): Promise<RespValue> {
+  private add(keys: SubjectKeyPair, isReserve: boolean, op: Arg[]): Promise<QuotaState | null> {
     let ops = this.gathered.get(keys.windows)
     if (ops === undefined || ops.waiters.length >= MAX_OPS_PER_CALL) {
       // A full call goes out now, before the next one of the same subject: order is kept.
@@ -82,7 +82,7 @@ export class QuotaScriptBatcher {
       this.wire.scheduleWrite()
     }
     for (let i = 0; i < op.length; i++) ops.argv.push(op[i])
-    return new Promise((resolve, reject) => ops.waiters.push({ resolve, reject }))
+    return new Promise((resolve, reject) => ops.waiters.push({ isReserve, resolve, reject }))
   }
 
   private send(): void {
@@ -95,16 +95,29 @@ export class QuotaScriptBatcher {
   private call(ops: SubjectOps): void {
     this.wire.evalsha(QUOTA_BATCH_SCRIPT, 2, ops.argv).then(
       (reply) => {
-        if (reply instanceof RespError || !Array.isArray(reply) || reply.length !== ops.waiters.length) {
+        const states = reply instanceof RespError ? null : splitStates(reply, ops.waiters)
+        if (states === null) {
           const err = reply instanceof RespError ? reply : new Error('unexpected quota script reply')
           for (const w of ops.waiters) w.reject(err)
           return
         }
-        for (let i = 0; i < ops.waiters.length; i++) ops.waiters[i].resolve(reply[i])
+        let s = 0
+        for (const w of ops.waiters) w.resolve(w.isReserve ? states[s++] : null)
       },
       (err: Error) => {
         for (const w of ops.waiters) w.reject(err)
       },
     )
   }
+}
+
+/** The flat reply cut into one QuotaState per reserve, or null when its length does not fit. */
+function splitStates(reply: RespValue, waiters: readonly Waiter[]): QuotaState[] | null {
+  if (!Array.isArray(reply)) return null
+  let reserves = 0
+  for (const w of waiters) if (w.isReserve) reserves++
+  if (reply.length !== reserves * RESERVE_REPLY_LENGTH) return null
+  const states: QuotaState[] = []
+  for (let i = 0; i < reply.length; i += RESERVE_REPLY_LENGTH) states.push(reply.slice(i, i + RESERVE_REPLY_LENGTH) as QuotaState)
+  return states
 }

@@ -29,6 +29,9 @@ if tonumber(w[4]) == day then td = tonumber(w[5]) or 0 end
 export const RESERVE_OP_ARGS = 7
 export const SETTLE_OP_ARGS = 5
 
+/** Numbers per reserve in QUOTA_BATCH_LUA's reply (a QuotaState); settlements add none. */
+export const RESERVE_REPLY_LENGTH = 6
+
 /**
  * Every reserve and settle of one subject gathered in one event-loop turn, in one script call:
  * the windows hash is read once and written once, the lease zset purged and counted once,
@@ -42,36 +45,46 @@ export const SETTLE_OP_ARGS = 5
  *        Settlement: releases the lease; a window that is still current is corrected in place
  *        (never below 0); once a window has ended a refund is dropped (that window no longer
  *        limits anything) but an overrun is charged to the current window: tokens are never free.
- * Returns one entry per operation: a QuotaState for a reserve, 1 for a settle.
+ * Released leases are removed with one ZREM per run of settlements (before the next reserve
+ * that counts leases, or at the end): under load a call is mostly a run of one kind.
+ * Returns one flat array: RESERVE_REPLY_LENGTH numbers (a QuotaState) per reserve, in order.
  */
 export const QUOTA_BATCH_LUA = `${NOW}${READ_WINDOWS}
-local ttl = tonumber(ARGV[1])
+local tonumber, max, unpack = tonumber, math.max, unpack
+local argv = ARGV
+local n = #argv
+local ttl = tonumber(argv[1])
 local changed = false
 local inflight = nil
+local released = {}
 local added = {}
 local out = {}
+local o = 0
 local i = 2
-while i <= #ARGV do
-  if ARGV[i] == 's' then
-    local lease = ARGV[i + 4]
-    if lease ~= '' then
-      local gone = redis.call('ZREM', KEYS[2], lease)
-      if inflight then inflight = inflight - gone end
-    end
-    local delta = tonumber(ARGV[i + 3])
+while i <= n do
+  if argv[i] == 's' then
+    local lease = argv[i + 4]
+    if lease ~= '' then released[#released + 1] = lease end
+    local delta = tonumber(argv[i + 3])
     if delta ~= 0 then
-      if tonumber(ARGV[i + 1]) == minute then tm = math.max(0, tm + delta) elseif delta > 0 then tm = tm + delta end
-      if tonumber(ARGV[i + 2]) == day then td = math.max(0, td + delta) elseif delta > 0 then td = td + delta end
+      if tonumber(argv[i + 1]) == minute then tm = max(0, tm + delta) elseif delta > 0 then tm = tm + delta end
+      if tonumber(argv[i + 2]) == day then td = max(0, td + delta) elseif delta > 0 then td = td + delta end
       changed = true
     end
-    out[#out + 1] = 1
     i = i + ${SETTLE_OP_ARGS}
   else
-    local rpm, tpm, tpd = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
-    local maxc, tokens = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
-    if maxc > 0 and inflight == nil then
-      redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-      inflight = redis.call('ZCARD', KEYS[2])
+    local rpm, tpm, tpd = tonumber(argv[i + 1]), tonumber(argv[i + 2]), tonumber(argv[i + 3])
+    local maxc, tokens = tonumber(argv[i + 4]), tonumber(argv[i + 5])
+    if maxc > 0 then
+      if #released > 0 then
+        local gone = redis.call('ZREM', KEYS[2], unpack(released))
+        if inflight then inflight = inflight - gone end
+        released = {}
+      end
+      if inflight == nil then
+        redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+        inflight = redis.call('ZCARD', KEYS[2])
+      end
     end
     local flags = 0
     if rpm > 0 and r + 1 > rpm then flags = flags + 1 end
@@ -85,14 +98,16 @@ while i <= #ARGV do
       changed = true
       if maxc > 0 then
         added[#added + 1] = now + ttl
-        added[#added + 1] = ARGV[i + 6]
+        added[#added + 1] = argv[i + 6]
         inflight = inflight + 1
       end
     end
-    out[#out + 1] = {flags, now, r, tm, td, maxc > 0 and inflight or 0}
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] = flags, now, r, tm, td, maxc > 0 and inflight or 0
+    o = o + ${RESERVE_REPLY_LENGTH}
     i = i + ${RESERVE_OP_ARGS}
   end
 end
+if #released > 0 then redis.call('ZREM', KEYS[2], unpack(released)) end
 if changed then
   redis.call('HSET', KEYS[1], 'm', minute, 'r', r, 'tm', tm, 'd', day, 'td', td)
   -- Whoever first wrote today's window set its expiry (the end of today), once.

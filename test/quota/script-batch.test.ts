@@ -142,6 +142,26 @@ test('leases: expired ones are purged before counting, released ones free their 
   assert.ok(ttl > 0 && ttl <= 30_000, `lease set expires with the lease TTL (${ttl})`)
 })
 
+test('a run of settlements releases its leases with one ZREM; only leases really held free a slot', async () => {
+  const q = await batcherOn(redis.url)
+  const keys = keysOf(uniqueSubject('runs'))
+  const held = await Promise.all(['a', 'b', 'c'].map((id) => q.reserve(keys, limits({ maxConcurrent: 4, leaseId: id }))))
+  assert.deepEqual(held.map((s) => s[S_FLAGS]), [0, 0, 0])
+  const settle = (lease: string): Promise<boolean> => q.settle(keys, [0, 0, 0, lease])
+  const reserve = (lease: string): Promise<readonly number[]> => q.reserve(keys, limits({ maxConcurrent: 4, leaseId: lease }))
+  await admin.config('RESETSTAT')
+  // One turn: d fills the last slot; 'ghost' (never held, or already purged) and a are
+  // released together; e takes a's slot; f finds none; b and c end the call as one run.
+  const [d, , , e, f] = await Promise.all([reserve('d'), settle('ghost'), settle('a'), reserve('e'), reserve('f'), settle('b'), settle('c')])
+  assert.deepEqual([d[S_FLAGS], d[S_IN_FLIGHT]], [0, 4])
+  assert.deepEqual([e[S_FLAGS], e[S_IN_FLIGHT]], [0, 4], "the ghost's release freed nothing")
+  assert.deepEqual([f[S_FLAGS], f[S_IN_FLIGHT]], [HIT_CONCURRENT, 4])
+  assert.equal(await scriptCalls(), 1)
+  const stats = await admin.info('commandstats')
+  assert.equal(/^cmdstat_zrem:calls=(\d+)/m.exec(stats)?.[1], '2', 'one ZREM per run of settlements')
+  assert.deepEqual((await admin.zrange(keys.leases, 0, -1)).sort(), ['d', 'e'])
+})
+
 test('no answer: reserves are refused and settlements reported unapplied', async () => {
   const q = await batcherOn(`redis://127.0.0.1:${await freePort()}`, false)
   const keys = keysOf(uniqueSubject('down'))
