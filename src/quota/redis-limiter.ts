@@ -52,6 +52,8 @@ export class RedisQuotaLimiter implements QuotaLimiter {
   private readonly scripts: QuotaScriptBatcher
   private readonly settler: SettleBatcher
   private closed = false
+  private usageDayId = -1
+  private usageDay: readonly [key: string, day: string] = ['', '']
 
   constructor(
     redis: Redis,
@@ -129,13 +131,9 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     if (resv.minuteWindow !== undefined && (delta !== 0 || resv.leaseId !== undefined)) {
       call = { keys: k, args: [resv.minuteWindow, resv.dayWindow ?? -1, delta, resv.leaseId ?? ''] }
     }
-    const day = utcDay(Math.floor(Date.now() / DAY_MS))
-    const [fReq, fPrompt, fCompletion] = this.usageFieldsFor(k, resv.subject, usage.model)
-    await this.settler.add(call, `${this.prefix}u:${day}`, day, [
-      [fReq, 1],
-      [fPrompt, prompt],
-      [fCompletion, completion],
-    ], {
+    const [usageKey, day] = this.usageKeyOfToday()
+    const fields = this.usageFieldsFor(k, resv.subject, usage.model)
+    await this.settler.add(call, usageKey, day, { fields, prompt, completion }, {
       requestId: resv.requestId,
       subject: resv.subject,
       model: usage.model,
@@ -143,6 +141,17 @@ export class RedisQuotaLimiter implements QuotaLimiter {
       completionTokens: completion,
       reservedTokens: resv.reservedTokens,
     })
+  }
+
+  /** Today's usage hash key and UTC day, worked out once a day. */
+  private usageKeyOfToday(): readonly [key: string, day: string] {
+    const dayId = Math.floor(Date.now() / DAY_MS)
+    if (dayId !== this.usageDayId) {
+      const day = utcDay(dayId)
+      this.usageDay = [`${this.prefix}u:${day}`, day]
+      this.usageDayId = dayId
+    }
+    return this.usageDay
   }
 
   async peekHeaders(subject: string, limits: Limits): Promise<Record<string, string>> {

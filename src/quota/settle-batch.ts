@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis'
 import type { Logger } from '../log/index.js'
 import { quotaPipeline, type QuotaPipeline, type QuotaCommands } from './redis-commands.js'
 import type { QuotaScriptBatcher, SettleArgs, SubjectKeyPair } from './script-batch.js'
+import type { UsageFields } from './usage.js'
 
 /** One command of a settlement, added to whichever pipeline carries it. */
 export type SettleOp = (p: QuotaPipeline) => void
@@ -12,10 +13,23 @@ interface Batch {
   days: Set<string>
   /** Who is settled in this batch, for the error line if it is lost. */
   requests: Record<string, unknown>[]
-  waiters: (() => void)[]
+  /** Settles once the batch is written or given up (one promise for all its requests). */
+  written: Promise<void>
+  done: () => void
 }
 
-const newBatch = (): Batch => ({ usage: new Map(), days: new Set(), requests: [], waiters: [] })
+function newBatch(): Batch {
+  let done!: () => void
+  const written = new Promise<void>((resolve) => (done = resolve))
+  return { usage: new Map(), days: new Set(), requests: [], written, done }
+}
+
+/** The usage hash fields of one (subject, model) pair and what one request adds to them. */
+export interface UsageIncrement {
+  fields: UsageFields
+  prompt: number
+  completion: number
+}
 
 /** How long usage counters gather before they are sent (default). */
 export const USAGE_FLUSH_MS = 100
@@ -57,28 +71,27 @@ export class SettleBatcher {
     private readonly usageFlushMs = USAGE_FLUSH_MS,
   ) {}
 
-  add(
-    call: SettleCall | null,
-    usageKey: string,
-    day: string,
-    increments: readonly (readonly [string, number])[],
-    request: Record<string, unknown>,
-  ): Promise<void> {
+  add(call: SettleCall | null, usageKey: string, day: string, inc: UsageIncrement, request: Record<string, unknown>): Promise<void> {
     const u = this.usageBatch()
     let fields = u.usage.get(usageKey)
     if (fields === undefined) u.usage.set(usageKey, (fields = new Map()))
-    for (const [field, by] of increments) if (by > 0) fields.set(field, (fields.get(field) ?? 0) + by)
+    const [fRequests, fPrompt, fCompletion] = inc.fields
+    fields.set(fRequests, (fields.get(fRequests) ?? 0) + 1)
+    if (inc.prompt > 0) fields.set(fPrompt, (fields.get(fPrompt) ?? 0) + inc.prompt)
+    if (inc.completion > 0) fields.set(fCompletion, (fields.get(fCompletion) ?? 0) + inc.completion)
     u.days.add(day)
     u.requests.push(request)
-    const usageWritten = new Promise<void>((resolve) => u.waiters.push(resolve))
-    if (call === null) return usageWritten
+    if (call === null) return u.written
 
-    const applied = this.scripts.settle(call.keys, call.args).then(async (ok) => {
-      if (!ok) await this.run([(p) => p.ghQuotaBatch(call.keys.windows, call.keys.leases, this.leaseTtlMs, 's', ...call.args)], [request])
+    const applied = this.scripts.settle(call.keys, call.args).then((ok) => {
+      if (!ok) return this.run([(p) => p.ghQuotaBatch(call.keys.windows, call.keys.leases, this.leaseTtlMs, 's', ...call.args)], [request])
     })
     this.settling.add(applied)
-    void applied.then(() => this.settling.delete(applied))
-    return Promise.all([applied, usageWritten]).then(() => undefined)
+    const written = u.written
+    return applied.then(() => {
+      this.settling.delete(applied)
+      return written
+    })
   }
 
   /** Sends everything gathered now and waits for it, retries included (before a usage report, and at shutdown). */
@@ -104,7 +117,7 @@ export class SettleBatcher {
     for (const [key, fields] of b.usage) for (const [field, by] of fields) ops.push((p) => p.hincrby(key, field, by))
     for (const day of b.days) ops.push((p) => p.sadd(this.daysKey, day))
     await this.run(ops, b.requests)
-    for (const w of b.waiters) w()
+    b.done()
   }
 
   private async run(ops: SettleOp[], requests: Record<string, unknown>[]): Promise<void> {
