@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { CounterFamily, HistogramFamily, type Family } from './series.js'
 import type { ReplicaStatus } from '../upstream/types.js'
 
 /** Seconds, from a quick refusal to a long generation: 5 ms … 5 min. */
@@ -42,19 +43,11 @@ export interface Metrics {
   render(): Promise<string>
 }
 
-// Past this many series per metric something is feeding an unbounded value; stop caching it.
-const MAX_CACHED_CHILDREN = 5000
-
-interface Inc {
-  inc(value?: number): void
-}
-interface Observe {
-  observe(value: number): void
-}
-
 /**
- * Creates the registry and its metrics. Recording looks up a cached label child by one
- * joined string, so the request path builds no label objects after the first time.
+ * Creates the registry and its metrics. The per-request ones are series.ts families (a
+ * series found by its joined label values, then an addition); every label value is folded
+ * into a bounded set first (configured models, roles and routes, or unknown/none/other), so
+ * their series stay bounded.
  */
 export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const registry = new Registry()
@@ -67,44 +60,40 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const role = (r: string): string => (roles && !roles.has(r) ? NO_ROLE : r)
   const route = (r: string): string => (routes && !routes.has(r) ? OTHER_ROUTE : r)
 
-  const requestsTotal = new Counter({
-    name: 'gatehouse_requests_total',
-    help: 'Requests answered, by route, public model, role and HTTP status',
-    labelNames: ['route', 'model', 'role', 'status'] as const,
-    registers,
-  })
-  const durationSeconds = new Histogram({
-    name: 'gatehouse_request_duration_seconds',
-    help: 'Time from receiving a request to its last byte, in seconds',
-    labelNames: ['route', 'model'] as const,
-    buckets: [...LATENCY_BUCKETS],
-    registers,
-  })
-  const ttftSeconds = new Histogram({
-    name: 'gatehouse_time_to_first_token_seconds',
-    help: 'Time from receiving a request to the first token sent to the client, in seconds',
-    labelNames: ['model'] as const,
-    buckets: [...TTFT_BUCKETS],
-    registers,
-  })
-  const tokensTotal = new Counter({
-    name: 'gatehouse_tokens_total',
-    help: 'Tokens counted from replica usage, by public model, role and type (prompt or completion)',
-    labelNames: ['model', 'role', 'type'] as const,
-    registers,
-  })
-  const rateLimitedTotal = new Counter({
-    name: 'gatehouse_rate_limited_total',
-    help: 'Requests refused with 429, by role and the limit that was exhausted',
-    labelNames: ['role', 'limit'] as const,
-    registers,
-  })
-  const authFailuresTotal = new Counter({
-    name: 'gatehouse_auth_failures_total',
-    help: 'Requests refused for a missing, unknown, expired, revoked or badly signed credential, by reason',
-    labelNames: ['reason'] as const,
-    registers,
-  })
+  // The per-request families (series.ts): recording is a map lookup and an addition.
+  const requestsTotal = new CounterFamily('gatehouse_requests_total', 'Requests answered, by route, public model, role and HTTP status', [
+    'route',
+    'model',
+    'role',
+    'status',
+  ])
+  const durationSeconds = new HistogramFamily(
+    'gatehouse_request_duration_seconds',
+    'Time from receiving a request to its last byte, in seconds',
+    ['route', 'model'],
+    LATENCY_BUCKETS,
+  )
+  const ttftSeconds = new HistogramFamily(
+    'gatehouse_time_to_first_token_seconds',
+    'Time from receiving a request to the first token sent to the client, in seconds',
+    ['model'],
+    TTFT_BUCKETS,
+  )
+  const tokensTotal = new CounterFamily(
+    'gatehouse_tokens_total',
+    'Tokens counted from replica usage, by public model, role and type (prompt or completion)',
+    ['model', 'role', 'type'],
+  )
+  const rateLimitedTotal = new CounterFamily('gatehouse_rate_limited_total', 'Requests refused with 429, by role and the limit that was exhausted', [
+    'role',
+    'limit',
+  ])
+  const authFailuresTotal = new CounterFamily(
+    'gatehouse_auth_failures_total',
+    'Requests refused for a missing, unknown, expired, revoked or badly signed credential, by reason',
+    ['reason'],
+  )
+  const families: Family[] = [requestsTotal, durationSeconds, ttftSeconds, tokensTotal, rateLimitedTotal, authFailuresTotal]
   const auditWriteErrors = new Counter({
     name: 'gatehouse_audit_write_errors_total',
     help: 'Audit events that met a write error (each counted once, retried until written or dropped)',
@@ -117,45 +106,29 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   })
   registerUpstreamGauges(registers, opts.snapshotUpstreams)
 
-  const reqChildren = new Map<string, Inc>()
-  const durChildren = new Map<string, Observe>()
-  const ttftChildren = new Map<string, Observe>()
-  const tokChildren = new Map<string, Inc>()
-  const limitChildren = new Map<string, Inc>()
-  const authChildren = new Map<string, Inc>()
-
   return {
     registry,
     contentType: registry.contentType,
     requests(rt, m, r, status) {
-      const a = route(rt)
-      const b = model(m)
-      const c = role(r)
-      const key = `${a}\u0000${b}\u0000${c}\u0000${status}`
-      child(reqChildren, key, () => requestsTotal.labels(a, b, c, String(status))).inc()
+      requestsTotal.get([route(rt), model(m), role(r), String(status)]).inc()
     },
     duration(rt, m, seconds) {
-      const a = route(rt)
-      const b = model(m)
-      child(durChildren, `${a}\u0000${b}`, () => durationSeconds.labels(a, b)).observe(seconds)
+      durationSeconds.get([route(rt), model(m)]).observe(seconds)
     },
     ttft(m, seconds) {
-      const a = model(m)
-      child(ttftChildren, a, () => ttftSeconds.labels(a)).observe(seconds)
+      ttftSeconds.get([model(m)]).observe(seconds)
     },
     tokens(m, r, prompt, completion) {
       const a = model(m)
       const b = role(r)
-      const key = `${a}\u0000${b}`
-      child(tokChildren, `${key}\u0000p`, () => tokensTotal.labels(a, b, 'prompt')).inc(nonNegative(prompt))
-      child(tokChildren, `${key}\u0000c`, () => tokensTotal.labels(a, b, 'completion')).inc(nonNegative(completion))
+      tokensTotal.get([a, b, 'prompt']).inc(nonNegative(prompt))
+      tokensTotal.get([a, b, 'completion']).inc(nonNegative(completion))
     },
     rateLimited(r, limit) {
-      const a = role(r)
-      child(limitChildren, `${a}\u0000${limit}`, () => rateLimitedTotal.labels(a, limit)).inc()
+      rateLimitedTotal.get([role(r), limit]).inc()
     },
     authFailure(reason) {
-      child(authChildren, reason, () => authFailuresTotal.labels(reason)).inc()
+      authFailuresTotal.get([reason]).inc()
     },
     auditWriteError(events = 1) {
       auditWriteErrors.inc(nonNegative(events))
@@ -163,17 +136,12 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     auditDropped(events = 1) {
       auditDropped.inc(nonNegative(events))
     },
-    render: () => registry.metrics(),
+    async render() {
+      let text = await registry.metrics()
+      for (const f of families) text += `\n${f.render()}`
+      return text
+    },
   }
-}
-
-function child<C>(cache: Map<string, C>, key: string, make: () => C): C {
-  let c = cache.get(key)
-  if (c === undefined) {
-    c = make()
-    if (cache.size < MAX_CACHED_CHILDREN) cache.set(key, c)
-  }
-  return c
 }
 
 function nonNegative(n: number): number {
