@@ -89,9 +89,10 @@ export function createInferenceHandler(deps: InferenceDeps, route: InferenceRout
       // Written straight to the socket: building a web Response only to convert it back
       // costs more than the rest of the proxying.
       const replyHeaders = clientHeaders(state, reply.contentType)
-      replyHeaders['content-length'] = String(Buffer.byteLength(reply.text))
+      const bytes = reply.body
+      replyHeaders['content-length'] = String(typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.length)
       out.writeHead(reply.status, replyHeaders)
-      out.end(reply.text)
+      out.end(bytes)
     } finally {
       out.off('close', onClientGone)
       span.end()

@@ -22,8 +22,8 @@ export function clientHeaders(state: RequestState, contentType: string): Record<
 const CLIENT_LEFT = new Error('the client went away')
 const REPLY_TOO_LARGE = 'the replica sent a reply larger than the gateway accepts'
 
-/** Reads a non-streaming reply, bounded. */
-export function readReply(exchange: Exchange, limit = MAX_UPSTREAM_BODY): Promise<string> {
+/** Reads a non-streaming reply, bounded, as the bytes the replica sent. */
+export function readReply(exchange: Exchange, limit = MAX_UPSTREAM_BODY): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -39,7 +39,7 @@ export function readReply(exchange: Exchange, limit = MAX_UPSTREAM_BODY): Promis
         chunks.push(c)
       },
       end() {
-        resolve(chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8'))
+        resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
       },
       error: reject,
     })
@@ -67,19 +67,20 @@ function checkReplicaError(status: number, text: string): void {
 }
 
 /**
- * A non-streaming reply: read it, note its usage, rewrite the model name, and return the
- * text to send. Replica 5xx become our 502; 4xx (e.g. context too long) pass through.
+ * A non-streaming reply: read it, note its usage, rewrite the model name, and return what to
+ * send: the replica's own bytes when nothing is rewritten (no second encoding), else the
+ * rewritten text. Replica 5xx become our 502; 4xx (e.g. context too long) pass through.
  */
 export async function relayJson(
   call: UpstreamCall,
   state: RequestState,
   route: ModelRoute,
   wantCompletion: boolean,
-): Promise<{ status: number; text: string; contentType: string }> {
+): Promise<{ status: number; body: Buffer | string; contentType: string }> {
   const status = call.exchange.status
-  let text: string
+  let raw: Buffer
   try {
-    text = await readReply(call.exchange)
+    raw = await readReply(call.exchange)
   } catch (err) {
     call.done('dropped')
     if (err instanceof UpstreamError) throw err
@@ -87,6 +88,7 @@ export async function relayJson(
   }
   call.done(null)
   if (status >= 500) throw new UpstreamError(`the replica failed (status ${status})`, { reason: `status_${status}` })
+  const text = raw.toString('utf8')
   const contentType = call.exchange.contentType ?? 'application/json'
   if (status >= 400) checkReplicaError(status, text)
   if (status < 300) {
@@ -104,7 +106,7 @@ export async function relayJson(
     }
     if (wantCompletion) state.completion = parsed
   }
-  return { status, text: route.rewrite ? route.rewrite(text) : text, contentType }
+  return { status, body: route.rewrite ? route.rewrite(text) : raw, contentType }
 }
 
 /**

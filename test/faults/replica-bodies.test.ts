@@ -108,6 +108,31 @@ describe('replica faults (fake replica): bad bodies', () => {
     await stillServing()
   })
 
+  it('a reply split over several writes, with multi-byte text: relayed byte for byte, content-length in bytes', async () => {
+    const reply = JSON.stringify({
+      id: 'chatcmpl-utf8', object: 'chat.completion', created: 1, model: 'f',
+      choices: [{ index: 0, message: { role: 'assistant', content: 'Grüße, 東京 🚀 ' + 'é'.repeat(3000) }, finish_reason: 'stop' }],
+      usage: { prompt_tokens: 4, completion_tokens: 9, total_tokens: 13 },
+    })
+    const bytes = Buffer.from(reply)
+    const r = await withReplica((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(bytes.length) })
+      // Cut inside a multi-byte character: the gateway must not decode chunk by chunk.
+      const cut = bytes.indexOf(Buffer.from('東')) + 1
+      res.write(bytes.subarray(0, cut))
+      setTimeout(() => res.end(bytes.subarray(cut)), 20)
+    }, false)
+    assert.equal(r.status, 200)
+    assert.equal(r.text, reply)
+    const res = await post(`faults-body-${++seq}`, false)
+    assert.equal(res.headers.get('content-length'), String(bytes.length))
+    assert.deepEqual(Buffer.from(await res.arrayBuffer()), bytes)
+    settled++
+    const line = await auditLineOf(gw, r.id)
+    assert.deepEqual([line.promptTokens, line.completionTokens, line.usageSource], [4, 9, 'upstream'])
+    await stillServing()
+  })
+
   it('a 4xx whose body is not JSON (a proxy page): the client still gets an OpenAI-shaped error', async () => {
     const r = await withReplica((_req, res) => res.writeHead(400, { 'content-type': 'text/html' }).end('<html><body>400 Bad Request</body></html>'), false)
     assert.ok(r.status >= 400 && r.status < 600, `status ${r.status}`)
