@@ -8,11 +8,14 @@ export function canonicalJson(value: unknown): string {
   return encode(value, false) ?? 'null'
 }
 
-/** The members of one record shape in canonical order, each with its encoded `"name":`. */
+/** One record shape: its members in canonical order, and which own keys the line shows. */
 interface ShapePlan {
   ownKeys: readonly string[]
   extraKeys: readonly string[]
-  sorted: readonly { key: string; fromExtra: boolean; name: string }[]
+  /** Canonical order; `own` is the member's index in ownKeys, or -1 when it comes from extra. */
+  sorted: readonly { key: string; own: number; name: string }[]
+  /** Own keys not overridden by an extra member, in the record's order, with their `"name":`. */
+  shown: readonly { own: number; name: string }[]
 }
 
 // Audit records come in a handful of shapes (one per event type, with or without prompts):
@@ -28,11 +31,13 @@ function sameKeys(a: readonly string[], b: readonly string[]): boolean {
 
 function planFor(ownKeys: string[], extraKeys: string[]): ShapePlan {
   for (const p of plans) if (sameKeys(p.ownKeys, ownKeys) && sameKeys(p.extraKeys, extraKeys)) return p
-  const all = new Map<string, boolean>()
-  for (const k of ownKeys) all.set(k, false)
-  for (const k of extraKeys) all.set(k, true)
-  const sorted = [...all.keys()].sort().map((key) => ({ key, fromExtra: all.get(key) === true, name: `${JSON.stringify(key)}:` }))
-  const plan = { ownKeys, extraKeys, sorted }
+  const all = new Map<string, number>()
+  ownKeys.forEach((k, i) => all.set(k, i))
+  for (const k of extraKeys) all.set(k, -1)
+  const name = (key: string): string => `${JSON.stringify(key)}:`
+  const sorted = [...all.keys()].sort().map((key) => ({ key, own: all.get(key) ?? -1, name: name(key) }))
+  const shown = ownKeys.flatMap((key, own) => (extraKeys.includes(key) ? [] : [{ own, name: name(key) }]))
+  const plan = { ownKeys, extraKeys, sorted, shown }
   if (plans.length >= MAX_PLANS) plans.shift()
   plans.push(plan)
   return plan
@@ -40,16 +45,35 @@ function planFor(ownKeys: string[], extraKeys: string[]): ShapePlan {
 
 /** canonicalJson of `record` with `extra`'s members added, without copying the record. */
 export function canonicalJsonWith(record: object, extra: Readonly<Record<string, unknown>>): string {
+  return encodeRecordWith(record, extra).canonical
+}
+
+/**
+ * Encodes each member of `record` once and returns two texts: the canonical JSON of the
+ * record with `extra`'s members added (what the hash covers), and the record's own members
+ * in its own key order, without braces (what an audit line shows first; nested objects in
+ * canonical order). An extra member replaces an own one of the same name in both.
+ */
+export function encodeRecordWith(record: object, extra: Readonly<Record<string, unknown>>): { canonical: string; members: string } {
   const own = record as Record<string, unknown>
   const plan = planFor(Object.keys(own), Object.keys(extra))
-  let out = '{'
-  for (const m of plan.sorted) {
-    const v = encode(m.fromExtra ? extra[m.key] : own[m.key], false)
+  const values: (string | undefined)[] = new Array(plan.ownKeys.length)
+  let members = ''
+  for (const m of plan.shown) {
+    const v = encode(own[plan.ownKeys[m.own]], false)
+    values[m.own] = v
     if (v === undefined) continue
-    if (out.length > 1) out += ','
-    out += m.name + v
+    if (members !== '') members += ','
+    members += m.name + v
   }
-  return `${out}}`
+  let canonical = '{'
+  for (const m of plan.sorted) {
+    const v = m.own < 0 ? encode(extra[m.key], false) : values[m.own]
+    if (v === undefined) continue
+    if (canonical.length > 1) canonical += ','
+    canonical += m.name + v
+  }
+  return { canonical: `${canonical}}`, members }
 }
 
 function encode(value: unknown, inArray: boolean): string | undefined {

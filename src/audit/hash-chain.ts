@@ -1,5 +1,5 @@
 import { hash as digest } from 'node:crypto'
-import { canonicalJson, canonicalJsonWith } from './canonical-json.js'
+import { canonicalJson, encodeRecordWith } from './canonical-json.js'
 
 /** `prev` of the first record of a new chain. */
 export const GENESIS_HASH = '0'.repeat(64)
@@ -19,13 +19,14 @@ export function chainHash(prev: string, canonicalBody: string): string {
 /**
  * One audit line (without the newline) chained to `prev`. The line keeps the record's own key
  * order for people reading it, then `prev` and `hash`; the hash covers the canonical form of
- * everything but `hash`, so key order on disk does not matter to verification.
+ * everything but `hash`, so key order on disk does not matter to verification. Each value is
+ * encoded once for both texts.
  */
 export function sealRecord(record: object, prev: string): { line: string; hash: string } {
-  const hash = chainHash(prev, canonicalJsonWith(record, { prev }))
-  const json = JSON.stringify(record)
-  const open = json.length > 2 ? `${json.slice(0, -1)},` : '{'
-  return { line: `${open}"prev":"${prev}","hash":"${hash}"}`, hash }
+  // An own `prev` or `hash` member (events have neither) gives way to the chain's own.
+  const { canonical, members } = encodeRecordWith(record, { prev, hash: undefined })
+  const hash = chainHash(prev, canonical)
+  return { line: `{${members}${members === '' ? '' : ','}"prev":"${prev}","hash":"${hash}"}`, hash }
 }
 
 /** What a line claims about itself: its hash and prev, and whether its content still matches its hash. */

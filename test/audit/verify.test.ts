@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { canonicalJson, createAuditSink, verifyAuditFile } from '../../src/audit/index.js'
 import { canonicalJsonWith } from '../../src/audit/canonical-json.js'
+import { checkLine, sealRecord } from '../../src/audit/hash-chain.js'
 import { captureLogger, sampleEvent } from './fixtures.js'
 
 const root = mkdtempSync(join(tmpdir(), 'gatehouse-verify-'))
@@ -90,6 +91,30 @@ test('a chain restarting from zeros (a stdout sink after a process restart) is r
   assert.deepEqual([result.ok, result.lines, result.restarts], [true, 5, [3]])
   rewrite(a.path, [...a.lines, ...b.lines.slice(1)])
   assert.deepEqual(await verifyAuditFile(a.path).then((r) => [r.ok, r.firstBadLine]), [false, 3])
+})
+
+test('a sealed line reads as the record (its own key order) plus prev and hash, and checks intact', () => {
+  const primitive = fc.oneof(fc.string(), fc.double(), fc.integer(), fc.boolean(), fc.constant(null), fc.constant(undefined))
+  const value = fc.oneof(primitive, fc.array(primitive, { maxLength: 4 }), fc.jsonValue())
+  const key = fc.oneof(fc.constantFrom('ts', 'type', 'roles', 'status', '10', '9', 'zeta', 'Alpha', 'prev', 'hash'), fc.string())
+  const prev = 'ab'.repeat(32)
+  fc.assert(
+    fc.property(fc.array(fc.tuple(key, value), { maxLength: 12 }), (pairs) => {
+      const record: Record<string, unknown> = {}
+      for (const [k, v] of pairs) if (k !== '__proto__') record[k] = v
+      const { line, hash } = sealRecord(record, prev)
+      const check = checkLine(line)
+      assert.deepEqual(check, { kind: 'record', prev, hash, intact: true })
+      const parsed = JSON.parse(line) as Record<string, unknown>
+      const plain = JSON.parse(JSON.stringify(record)) as Record<string, unknown>
+      delete plain.prev
+      delete plain.hash
+      assert.deepEqual(parsed, { ...plain, prev, hash })
+      assert.deepEqual(Object.keys(parsed), [...Object.keys(plain), 'prev', 'hash'], 'own order, then prev and hash')
+    }),
+    { numRuns: 1000 },
+  )
+  assert.equal(sealRecord({}, prev).line, `{"prev":"${prev}","hash":"${sealRecord({}, prev).hash}"}`)
 })
 
 test('canonical JSON is the same for a value and for its parsed JSON text', () => {
