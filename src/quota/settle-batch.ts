@@ -32,7 +32,7 @@ export interface UsageIncrement {
 }
 
 /** How long usage counters gather before they are sent (default). */
-export const USAGE_FLUSH_MS = 100
+export const USAGE_FLUSH_MS = 20
 
 /** Lease release and token correction of one request. */
 export interface SettleCall {
