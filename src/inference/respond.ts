@@ -188,22 +188,39 @@ export function relayStream(
         out.once('drain', onDrain)
       }
     }
+    // The chunks of one socket read (a replica that writes an event per token sends dozens
+    // per read) are relayed together once the read is handled: one scan, one timer refresh,
+    // one write to the client instead of one each.
+    let gathered: Buffer[] = []
+    let flushQueued = false
+    const relayGathered = () => {
+      flushQueued = false
+      if (finished || gathered.length === 0) return
+      const chunk = gathered.length === 1 ? gathered[0] : Buffer.concat(gathered)
+      gathered = []
+      if (receivedAny) {
+        timer.refresh()
+      } else {
+        receivedAny = true
+        clearTimeout(timer)
+        timer = setTimeout(onTimeout, timeouts.idleMs)
+      }
+      send(relay.push(chunk))
+      if (relay.overflow) {
+        cut(new UpstreamError('the replica sent an event larger than the gateway accepts', { reason: 'event_too_large' }))
+      }
+    }
     upstream.read({
       data(chunk) {
         if (finished) return
-        if (receivedAny) {
-          timer.refresh()
-        } else {
-          receivedAny = true
-          clearTimeout(timer)
-          timer = setTimeout(onTimeout, timeouts.idleMs)
-        }
-        send(relay.push(chunk))
-        if (relay.overflow) {
-          cut(new UpstreamError('the replica sent an event larger than the gateway accepts', { reason: 'event_too_large' }))
+        gathered.push(chunk)
+        if (!flushQueued) {
+          flushQueued = true
+          queueMicrotask(relayGathered)
         }
       },
       end() {
+        relayGathered()
         if (finished) return
         send(relay.finish())
         if (!started) start()
@@ -219,6 +236,8 @@ export function relayStream(
         resolve()
       },
       error() {
+        // What arrived before the failure is still the client's.
+        if (!out.destroyed) relayGathered()
         if (finished) return
         if (out.destroyed) {
           finish('client_gone')

@@ -1,5 +1,6 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { request } from 'node:http'
 import OpenAI, { APIError } from 'openai'
 import { startGateway, type GatewayHandle } from '../helpers/processes.js'
 import { ADMIN_TOKEN, createKey } from '../e2e/helpers.js'
@@ -133,6 +134,44 @@ describe('replica faults (fake replica): bad bodies', () => {
     await stillServing()
   })
 
+  it('events the replica writes in one burst, an HTTP chunk each, reach the client intact in a few writes', async () => {
+    const events = [...Array.from({ length: 40 }, (_, i) => chunkEvent(`w${i} `)), usageEvent(5, 40), 'data: [DONE]\n\n']
+    fake.behaviour = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.cork()
+      for (const e of events) res.write(e)
+      res.uncork()
+      res.end()
+    }
+    const id = `faults-body-${++seq}`
+    // node:http emits one 'data' per HTTP chunk it parses, so this counts the gateway's writes.
+    const { text, pieces } = await new Promise<{ text: string; pieces: number }>((resolve, reject) => {
+      const req = request(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'x-request-id': id },
+      }, (res) => {
+        let text = ''
+        let pieces = 0
+        res.setEncoding('utf8')
+        res.on('data', (d: string) => {
+          text += d
+          pieces++
+        })
+        res.on('end', () => resolve({ text, pieces }))
+        res.on('error', reject)
+      })
+      req.on('error', reject)
+      req.end(JSON.stringify({ model: 'f', messages, stream: true, stream_options: { include_usage: true } }))
+    })
+    assert.equal(text, events.join(''), 'every event, byte for byte, in order')
+    assert.ok(pieces <= 5, `${events.length} events came in ${pieces} writes`)
+    settled++
+    assert.ok(await waitUntil(async () => (await usageOf(gw, subject)).requests === settled), 'the request was not settled')
+    const line = await auditLineOf(gw, id)
+    assert.deepEqual([line.status, line.completionTokens, line.usageSource], [200, 40, 'upstream'])
+    await stillServing()
+  })
+
   it('a 4xx whose body is not JSON (a proxy page): the client still gets an OpenAI-shaped error', async () => {
     const r = await withReplica((_req, res) => res.writeHead(400, { 'content-type': 'text/html' }).end('<html><body>400 Bad Request</body></html>'), false)
     assert.ok(r.status >= 400 && r.status < 600, `status ${r.status}`)
@@ -163,6 +202,26 @@ describe('replica faults (fake replica): bad bodies', () => {
     const line = await auditLineOf(gw, r.id)
     assert.equal(line.reason, 'dropped')
     assert.equal(line.usageSource, 'estimated')
+    await stillServing()
+  })
+
+  it('a replica whose events are followed in the same burst by broken HTTP framing: the client gets those events, then the error', async () => {
+    const events = Array.from({ length: 5 }, (_, i) => chunkEvent(`e${i} `))
+    const r = await withReplica((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.cork()
+      for (const e of events) res.write(e)
+      // Not a chunk size: the gateway's HTTP parser fails in the same read as the events.
+      res.socket?.write('zz\r\n\r\n')
+      res.uncork()
+      setTimeout(() => res.socket?.destroy(), 50)
+    }, true)
+    assert.equal(r.status, 200)
+    assert.ok(r.text.startsWith(events.join('')), 'the events written before the failure, in order')
+    assert.deepEqual(sseProblems(r.text), [])
+    assert.match(r.text.slice(events.join('').length), /"code":"upstream_error"/)
+    const line = await auditLineOf(gw, r.id)
+    assert.deepEqual([line.reason, line.usageSource, line.completionTokens], ['dropped', 'estimated', 5])
     await stillServing()
   })
 
