@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { createAuthenticator, newApiKey, type Authenticator } from '../../src/auth/index.js'
+import { createAuthenticator, hashCredential, newApiKey, sameHash, type Authenticator } from '../../src/auth/index.js'
 import { createEmbeddedKeyStore, type KeyStore } from '../../src/store/index.js'
 import type { Config } from '../../src/config/index.js'
 import { ADMIN_TOKEN, captureLog, eventually, refused, testConfig } from './fixtures.js'
@@ -99,6 +99,17 @@ describe('API keys with the embedded store', () => {
     const wrong = await refused(auth.authenticate(`Bearer ${ADMIN_TOKEN}x`))
     assert.equal(wrong.reason, 'malformed')
     assert.ok(!wrong.message.includes(ADMIN_TOKEN))
+  })
+
+  it('sameHash: equal only for the same hex text, whichever character differs', () => {
+    const h = hashCredential('ghk_example')
+    assert.equal(sameHash(h, hashCredential('ghk_example')), true)
+    for (const i of [0, 31, 63]) {
+      const other = h.slice(0, i) + (h[i] === 'a' ? 'b' : 'a') + h.slice(i + 1)
+      assert.equal(sameHash(h, other), false, `differs at ${i}`)
+    }
+    assert.equal(sameHash(h, h.slice(0, 63)), false)
+    assert.equal(sameHash('', ''), true)
   })
 
   it('tracks lastUsedAt in memory and writes it in batches', async () => {
