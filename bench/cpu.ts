@@ -1,6 +1,6 @@
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { startGateway, startSim, type Child } from '../test/helpers/processes.js'
 import { startRedis } from '../test/helpers/redis.js'
 import { runWrk } from './wrk.js'
@@ -13,7 +13,11 @@ import { benchGatewayConfig, createBenchKey, startNodeMin } from './setup.js'
 // Redis store), embedded (no Redis). Env: CPU_SCENARIO (chat), CPU_SECONDS (6), CPU_WARMUP (4),
 // CPU_CONNECTIONS (16), CPU_VARIANTS ("full noquota embedded"), CPU_ROUNDS (1),
 // CPU_NODE_ARGS (extra node flags for the gateway, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"),
-// REDIS_CPUS (1: beside the gateway and the simulator).
+// REDIS_CPUS (1: beside the gateway and the simulator), CPU_COMPARE (another checkout, built:
+// its gateway joins as "baseline-full" and alternates with ours, e.g. a `git worktree` of the
+// commit before a change).
+// Each row also gives the proxy's CPU over the simulator's: the simulator does the same work
+// in every run, so the ratio cancels most of a busy host's drift (compare medians of rounds).
 
 const SCENARIO = process.env.CPU_SCENARIO ?? 'chat'
 const SECONDS = Number(process.env.CPU_SECONDS ?? 6)
@@ -22,6 +26,7 @@ const CONNECTIONS = Number(process.env.CPU_CONNECTIONS ?? 16)
 const VARIANTS = (process.env.CPU_VARIANTS ?? 'full noquota embedded').split(/\s+/).filter(Boolean)
 const ROUNDS = Number(process.env.CPU_ROUNDS ?? 1)
 const NODE_ARGS = (process.env.CPU_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
+const COMPARE = process.env.CPU_COMPARE ?? ''
 const CLOCK_TICKS = 100
 
 /** User + system CPU of a process and all its threads, in µs. */
@@ -58,6 +63,15 @@ async function main(): Promise<void> {
       const key = await createBenchKey(gw.url)
       targets.push({ name: `gatehouse-${variant}`, url: gw.url, pid: gw.proc.pid!, headers: { authorization: `Bearer ${key}` } })
     }
+    if (COMPARE) {
+      // The other checkout's own start-up helper, so its bin/ and dist/ are the ones run.
+      const other = (await import(resolve(COMPARE, 'dist', 'test', 'helpers', 'processes.js'))) as { startGateway: typeof startGateway }
+      const config = benchGatewayConfig({ redisUrl: redis.url, simUrls: [sim.url], limited: true })
+      const gw = await other.startGateway(config, {}, { pin: '1', waitReady: true, nodeArgs: NODE_ARGS })
+      children.push(gw)
+      const key = await createBenchKey(gw.url)
+      targets.push({ name: 'baseline-full', url: gw.url, pid: gw.proc.pid!, headers: { authorization: `Bearer ${key}` } })
+    }
     const body = JSON.stringify({
       model: 'sim-model',
       messages: [{ role: 'user', content: 'Hello, how are you today?' }],
@@ -78,9 +92,10 @@ async function main(): Promise<void> {
         const pids = { proxy: t.pid, sim: sim.proc.pid!, redis: redis.proc.pid! }
         const before = Object.values(pids).map(cpuMicros)
         const r = await runWrk({ ...point, seconds: SECONDS })
-        const per = Object.values(pids).map((pid, i) => ((cpuMicros(pid) - before[i]) / r.requests).toFixed(0))
+        const per = Object.values(pids).map((pid, i) => (cpuMicros(pid) - before[i]) / r.requests)
+        const [proxy, simulator, redisCpu] = per.map((v) => v.toFixed(0))
         process.stdout.write(
-          `${SCENARIO} c=${CONNECTIONS} ${t.name.padEnd(20)} ${r.rps.toFixed(0).padStart(6)} rps  CPU µs/request: proxy ${per[0]}, simulator ${per[1]}, redis ${per[2]}\n`,
+          `${SCENARIO} c=${CONNECTIONS} ${t.name.padEnd(20)} ${r.rps.toFixed(0).padStart(6)} rps  CPU µs/request: proxy ${proxy}, simulator ${simulator}, redis ${redisCpu}; (proxy + redis) / simulator ${((per[0] + per[2]) / per[1]).toFixed(2)}\n`,
         )
       }
     }
