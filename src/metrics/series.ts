@@ -41,24 +41,33 @@ export class CounterSeries {
   }
 }
 
-/** A counter with labels; label values are bounded by the caller (unknown ones folded). */
-export class CounterFamily implements Family {
-  private readonly all = new Map<string, CounterSeries>()
+/** Series by label values (in labelNames order), each made on first use. */
+abstract class LabelledFamily<S> implements Family {
+  protected readonly all = new Map<string, S>()
   constructor(
     readonly name: string,
     readonly help: string,
     readonly labelNames: readonly string[],
   ) {}
 
-  /** The series of `values` (in labelNames order), made on first use. */
-  get(values: readonly string[]): CounterSeries {
+  get(values: readonly string[]): S {
     const key = values.join('\u0000')
     let s = this.all.get(key)
     if (s === undefined) {
-      s = new CounterSeries(labelText(this.labelNames, values))
+      s = this.make(labelText(this.labelNames, values))
       this.all.set(key, s)
     }
     return s
+  }
+
+  protected abstract make(labels: string): S
+  abstract render(): string
+}
+
+/** A counter with labels; label values are bounded by the caller (unknown ones folded). */
+export class CounterFamily extends LabelledFamily<CounterSeries> {
+  protected make(labels: string): CounterSeries {
+    return new CounterSeries(labels)
   }
 
   render(): string {
@@ -92,23 +101,13 @@ export class HistogramSeries {
 }
 
 /** A histogram with labels and fixed bucket bounds (ascending). */
-export class HistogramFamily implements Family {
-  private readonly all = new Map<string, HistogramSeries>()
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    readonly labelNames: readonly string[],
-    readonly bounds: readonly number[],
-  ) {}
+export class HistogramFamily extends LabelledFamily<HistogramSeries> {
+  constructor(name: string, help: string, labelNames: readonly string[], readonly bounds: readonly number[]) {
+    super(name, help, labelNames)
+  }
 
-  get(values: readonly string[]): HistogramSeries {
-    const key = values.join('\u0000')
-    let s = this.all.get(key)
-    if (s === undefined) {
-      s = new HistogramSeries(labelText(this.labelNames, values), this.bounds)
-      this.all.set(key, s)
-    }
-    return s
+  protected make(labels: string): HistogramSeries {
+    return new HistogramSeries(labels, this.bounds)
   }
 
   render(): string {
