@@ -47,4 +47,4 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=15s --retries=3 \
 # pod with one or two CPUs V8's parallel GC helpers cost more CPU than they save; a heap that
 # grows by half its live size rather than V8's up to 4x keeps RSS near the live set
 # (bench/README.md).
-CMD ["node", "--single-threaded-gc", "--heap-growing-percent=50", "--max-semi-space-size=8", "bin/gatehouse.js", "serve"]
+CMD ["node", "--single-threaded-gc", "--heap-growing-percent=50", "--max-semi-space-size=8", "--no-allocation-site-pretenuring", "bin/gatehouse.js", "serve"]

@@ -26,7 +26,7 @@ upstreams:
   sim: { kind: vllm, targets: ["http://127.0.0.1:18000"] }
 audit: { sink: file, path: $WORK/audit.jsonl }
 YAML
-GW="node --single-threaded-gc --heap-growing-percent=50 --max-semi-space-size=8 $ROOT/bin/gatehouse.js serve --config $WORK/gatehouse.yaml"
+GW="node --single-threaded-gc --heap-growing-percent=50 --max-semi-space-size=8 --no-allocation-site-pretenuring $ROOT/bin/gatehouse.js serve --config $WORK/gatehouse.yaml"
 # Start once to issue the key (it lives in Redis), then let run-bench.sh start it pinned.
 $GW > "$WORK/first-start.log" 2>&1 &
 GPID=$!

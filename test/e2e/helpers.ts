@@ -18,8 +18,9 @@ export async function gatewayWithKey(
   yaml: string,
   roles: string[],
   env: NodeJS.ProcessEnv = {},
+  opts: Parameters<typeof startGateway>[2] = {},
 ): Promise<{ gw: GatewayHandle; key: string; keyId: string }> {
-  const gw = await startGateway(yaml, { GATEHOUSE_ADMIN_TOKEN: ADMIN_TOKEN, REDIS_URL: '', ...env })
+  const gw = await startGateway(yaml, { GATEHOUSE_ADMIN_TOKEN: ADMIN_TOKEN, REDIS_URL: '', ...env }, opts)
   const { id, key } = await createKey(gw, { name: 'e2e', roles })
   return { gw, key, keyId: id }
 }

@@ -7,7 +7,7 @@ import { freePort } from './ports.js'
 export const ROOT = resolve(import.meta.dirname, '..', '..', '..')
 export const BIN = join(ROOT, 'bin', 'gatehouse.js')
 /** Node flags the gateway runs with everywhere (Dockerfile, manifests, npm start, tests). */
-export const GATEWAY_NODE_FLAGS: readonly string[] = ['--single-threaded-gc', '--heap-growing-percent=50', '--max-semi-space-size=8']
+export const GATEWAY_NODE_FLAGS: readonly string[] = ['--single-threaded-gc', '--heap-growing-percent=50', '--max-semi-space-size=8', '--no-allocation-site-pretenuring']
 
 /** A child process a test started; `stop()` ends it by its PID and waits for the exit. */
 export interface Child {
