@@ -60,6 +60,11 @@ export function serveReply(p: Pacing, res: ServerResponse, reply: Reply, fault: 
     if (pending) res.write(pending, () => res.destroy())
     else res.destroy()
   }
+  // Sends what was generated before the break, then breaks.
+  const dropAfter = (events: string[]): void => {
+    for (let i = 0; i < events.length - 1; i++) res.write(events[i])
+    drop(events.at(-1) ?? '')
+  }
 
   res.on('close', () => {
     if (finished) return
@@ -83,27 +88,35 @@ export function serveReply(p: Pacing, res: ServerResponse, reply: Reply, fault: 
     if (finished) return
     if (!res.headersSent) sendSseHeaders()
     const burst = s.settings.itlMs <= 0
-    let out = ''
+    // Each event is its own write, so its own HTTP chunk, as vLLM flushes every token; a
+    // burst (no inter-token delay) leaves in one corked socket write.
+    const events: string[] = []
     if (!headWritten) {
       headWritten = true
-      out += reply.head()
+      events.push(reply.head())
     }
-    for (;;) {
-      if (tick >= dropAt) return drop(out)
-      if (tick >= reply.ticks) {
-        succeed()
-        res.end(out + reply.tail())
-        return
+    if (burst) res.cork()
+    try {
+      for (;;) {
+        if (tick >= dropAt) return dropAfter(events)
+        if (tick >= reply.ticks) {
+          succeed()
+          for (const e of events) res.write(e)
+          res.end(reply.tail())
+          return
+        }
+        events.push(reply.piece(tick))
+        s.generationTokens++
+        tick++
+        if (!burst && tick < reply.ticks && tick < dropAt) {
+          // Flush now: the client must see this token before the next one exists.
+          for (const e of events) res.write(e)
+          timer = setTimeout(streamStep, s.settings.itlMs)
+          return
+        }
       }
-      out += reply.piece(tick)
-      s.generationTokens++
-      tick++
-      if (!burst && tick < reply.ticks && tick < dropAt) {
-        // Flush now: the client must see this token before the next one exists.
-        res.write(out)
-        timer = setTimeout(streamStep, s.settings.itlMs)
-        return
-      }
+    } finally {
+      if (burst) res.uncork()
     }
   }
 

@@ -1,5 +1,6 @@
 // Time to first token, time between tokens, the batch queue and client aborts. Every check
 // is about the order of events (what was seen before what), never about how long it took.
+import { connect } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startSim, type SimHandle } from '../helpers/processes.js'
@@ -122,5 +123,53 @@ describe('sim: max-batch queue and aborts', () => {
     assert.equal(s.completed, before.completed)
     const generated = metricValue(await metrics(sim.url), 'vllm:generation_tokens_total')
     assert.ok(generated !== undefined && generated < before.generationTokens + 100000, 'generation stopped early')
+  })
+})
+
+/** The HTTP chunks of one raw streaming exchange, in the order they came (chunk sizes parsed from the wire). */
+async function rawChunks(base: string, body: unknown): Promise<string[]> {
+  const url = new URL(base)
+  const json = JSON.stringify(body)
+  const raw = await new Promise<Buffer>((resolve, reject) => {
+    const parts: Buffer[] = []
+    const socket = connect(Number(url.port), url.hostname, () => {
+      socket.write(
+        `POST /v1/chat/completions HTTP/1.1\r\nhost: ${url.host}\r\ncontent-type: application/json\r\n` +
+          `content-length: ${Buffer.byteLength(json)}\r\nconnection: close\r\n\r\n${json}`,
+      )
+    })
+    socket.on('data', (d: Buffer) => parts.push(d))
+    socket.on('end', () => resolve(Buffer.concat(parts)))
+    socket.on('error', reject)
+  })
+  let at = raw.indexOf('\r\n\r\n') + 4
+  assert.match(raw.subarray(0, at).toString('latin1'), /transfer-encoding: chunked/i)
+  const chunks: string[] = []
+  for (;;) {
+    const eol = raw.indexOf('\r\n', at)
+    const size = parseInt(raw.subarray(at, eol).toString('latin1'), 16)
+    if (size === 0) return chunks
+    chunks.push(raw.subarray(eol + 2, eol + 2 + size).toString('utf8'))
+    at = eol + 2 + size + 2
+  }
+}
+
+describe('sim: a stream without inter-token delay', () => {
+  let sim: SimHandle
+  before(async () => {
+    sim = await startSim('vllm', ['--ttft-ms', '0', '--itl-ms', '0', '--tokens', '6'])
+  })
+  after(() => sim.stop())
+
+  test('still sends every SSE event as its own HTTP chunk, as vLLM does', async () => {
+    const chunks = await rawChunks(sim.url, { ...CHAT, stream: true, stream_options: { include_usage: true } })
+    const events = chunks.join('').split('\n\n').filter(Boolean)
+    // role, 6 tokens, finish, usage, [DONE]
+    assert.equal(events.length, 10)
+    // One chunk per event, but the tail (finish, usage, [DONE]) goes in the final write.
+    assert.ok(chunks.length >= 7, `only ${chunks.length} chunks for ${events.length} events`)
+    for (const c of chunks) assert.match(c, /^data: .*\n\n$/s, 'a chunk holds whole events')
+    assert.match(chunks[0], /"role":"assistant"/)
+    assert.equal(chunks.at(-1)!.trim().endsWith('data: [DONE]'), true)
   })
 })
