@@ -9,7 +9,8 @@ import { QuotaScriptBatcher } from './script-batch.js'
 import { SettleBatcher, type SettleCall } from './settle-batch.js'
 import type { QuotaLimiter, Reservation, ReserveInput, UsageFilter, UsageReport, UsageRow } from './types.js'
 import { dayInRange, rowsFromHash, sortUsage, usageFields, type UsageFields } from './usage.js'
-import { DAY_MS, MINUTE_MS, S_FLAGS, S_NOW, tokenCount, utcDay, type QuotaState } from './windows.js'
+import { DAY_MS, MINUTE_MS, S_EXTRA, S_FLAGS, S_NOW, WAIT_FOR_CREDITS, tokenCount, utcDay, type QuotaState } from './windows.js'
+import { AdmissionCredit, BUSY_WITHIN_MS, CREDIT_LIFETIME_MS, FIRST_BLOCK, grantedBlock, nextBlock } from './credit.js'
 
 export interface RedisQuotaOptions {
   /** How long a lease outlives its last renewal (default 30 s); renewed every third of it. */
@@ -19,10 +20,23 @@ export interface RedisQuotaOptions {
 }
 
 interface SubjectKeys {
+  subject: string
   windows: string
   leases: string
   usage: Map<string, UsageFields>
+  /** performance.now() of this process' previous reserve for the subject. */
+  lastReserveAt: number
+  /** Requests to ask for in its next admission credit. */
+  block: number
+  credit: AdmissionCredit | null
+  /** A request for credit is on its way: the subject's other reserves meanwhile go alone. */
+  asking: boolean
 }
+
+/** A refusal while credits may still be out is asked again, at most this many times. */
+const MAX_CREDIT_WAITS = 3
+/** Time after a credit's end for its holder's return to reach Redis (ms). */
+const CREDIT_RETURN_SLACK_MS = 25
 
 
 // Subjects and models are bounded in practice (people, keys, configured models); the caches
@@ -89,23 +103,52 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     if (!hasQuota(limits)) return { requestId, subject, limits, reservedTokens: tokens, headers: NO_HEADERS }
     const k = this.keysFor(subject)
     const maxc = limits.maxConcurrent ?? 0
+    const at = performance.now()
+    if (k.credit !== null) {
+      if (k.credit.fits(limits, tokens, at, maxc > 0)) return this.drawFrom(k.credit, input, tokens, at)
+      // It cannot take this request: what it did not use goes back ahead of the reserve.
+      this.returnCredit(k, k.credit)
+    }
+    const busy = at - k.lastReserveAt < BUSY_WITHIN_MS
+    k.lastReserveAt = at
     const leaseId = maxc > 0 ? this.leasePrefix + (++this.leaseSeq).toString(36) : ''
     let state: QuotaState
-    try {
-      // Joins this loop turn's script call of the subject, behind its settlements.
-      state = await this.scripts.reserve(k, {
-        requestsPerMinute: limits.requestsPerMinute ?? 0,
-        tokensPerMinute: limits.tokensPerMinute ?? 0,
-        tokensPerDay: limits.tokensPerDay ?? 0,
-        maxConcurrent: maxc,
-        tokens,
-        leaseId,
-      })
-    } catch {
-      // No answer, or an error reply (out of memory, a read-only replica): admit nothing.
-      throw storeUnavailable()
+    for (let waits = 0; ; waits++) {
+      const sentAt = performance.now()
+      const block = busy && waits === 0 && k.credit === null && !k.asking ? k.block : 1
+      if (block > 1) k.asking = true
+      try {
+        // Joins this loop turn's script call of the subject, behind its settlements.
+        state = await this.scripts.reserve(k, {
+          requestsPerMinute: limits.requestsPerMinute ?? 0,
+          tokensPerMinute: limits.tokensPerMinute ?? 0,
+          tokensPerDay: limits.tokensPerDay ?? 0,
+          maxConcurrent: maxc,
+          tokens,
+          leaseId,
+          block,
+          creditLifetimeMs: CREDIT_LIFETIME_MS,
+        })
+      } catch {
+        // No answer, or an error reply (out of memory, a read-only replica): admit nothing.
+        throw storeUnavailable()
+      } finally {
+        if (block > 1) k.asking = false
+      }
+      const flags = state[S_FLAGS]
+      if (flags === 0) {
+        const block = grantedBlock(state)
+        if (block > 0) return this.openCredit(k, input, tokens, state, leaseId, block, sentAt)
+        break
+      }
+      // Refused while some replica may hold unused credit: decide again once it is back.
+      if ((flags & WAIT_FOR_CREDITS) !== 0 && waits < MAX_CREDIT_WAITS) {
+        await new Promise((r) => setTimeout(r, Math.min(state[S_EXTRA], CREDIT_LIFETIME_MS) + CREDIT_RETURN_SLACK_MS))
+        if (!this.isReady()) throw storeUnavailable()
+        continue
+      }
+      throw quotaExceeded(limits, flags & ~WAIT_FOR_CREDITS, state, tokens)
     }
-    if (state[S_FLAGS] !== 0) throw quotaExceeded(limits, state[S_FLAGS], state, tokens)
     if (maxc > 0) this.leases.set(leaseId, k.leases)
     const now = state[S_NOW]
     return {
@@ -120,16 +163,70 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     }
   }
 
+  /** Holds a granted credit for the subject and admits the request that asked for it from it. */
+  private openCredit(k: SubjectKeys, input: ReserveInput, tokens: number, state: QuotaState, leaseId: string, block: number, sentAt: number): Reservation {
+    const leases: string[] = []
+    if ((input.limits.maxConcurrent ?? 0) > 0) {
+      for (let j = block; j >= 1; j--) {
+        const id = `${leaseId}.${j}`
+        leases.push(id)
+        this.leases.set(id, k.leases)
+      }
+    }
+    const credit = new AdmissionCredit(input.limits, block, block * tokens, state, sentAt, leases)
+    if (k.credit !== null) this.returnCredit(k, k.credit)
+    k.credit = credit
+    credit.timer = setTimeout(() => this.returnCredit(k, credit), CREDIT_LIFETIME_MS)
+    credit.timer.unref()
+    return this.drawFrom(credit, input, tokens, performance.now())
+  }
+
+  private drawFrom(credit: AdmissionCredit, input: ReserveInput, tokens: number, at: number): Reservation {
+    const leaseId = (input.limits.maxConcurrent ?? 0) > 0 ? credit.freeLeases.pop() : undefined
+    credit.usedRequests++
+    credit.usedTokens += tokens
+    return {
+      requestId: input.requestId,
+      subject: input.subject,
+      limits: input.limits,
+      reservedTokens: tokens,
+      headers: rateLimitHeaders(input.limits, credit.stateNow(at)),
+      minuteWindow: credit.minuteWindow,
+      dayWindow: credit.dayWindow,
+      leaseId,
+      credit,
+    }
+  }
+
+  /** Gives back what `credit` did not use (its spare leases too); requests still in flight from it settle as usual. */
+  private returnCredit(k: SubjectKeys, credit: AdmissionCredit): void {
+    if (credit.returned) return
+    credit.returned = true
+    if (credit.timer) clearTimeout(credit.timer)
+    if (k.credit === credit) k.credit = null
+    k.block = nextBlock(k.block, credit)
+    for (const id of credit.freeLeases) this.leases.delete(id)
+    const args = credit.takeReturn()
+    this.settler.returnCredit(k, args, { subject: k.subject, creditRequestsUnused: args.unusedRequests, creditTokensUnused: args.unusedTokens })
+  }
+
   /** Never rejects: a settlement the store refused after every retry is logged at error. */
   async settle(resv: Reservation, usage: UsageReport): Promise<void> {
-    if (resv.leaseId !== undefined) this.leases.delete(resv.leaseId)
     const prompt = tokenCount(usage.promptTokens)
     const completion = tokenCount(usage.completionTokens)
     const delta = prompt + completion - resv.reservedTokens
     const k = this.keysFor(resv.subject)
     let call: SettleCall | null = null
-    if (resv.minuteWindow !== undefined && (delta !== 0 || resv.leaseId !== undefined)) {
-      call = { keys: k, args: [resv.minuteWindow, resv.dayWindow ?? -1, delta, resv.leaseId ?? ''] }
+    const credit = resv.credit
+    if (credit !== undefined && !credit.returned) {
+      // Still held: the correction and the lease stay in the credit, and go back with it.
+      credit.usedTokens += delta
+      if (resv.leaseId !== undefined) credit.freeLeases.push(resv.leaseId)
+    } else {
+      if (resv.leaseId !== undefined) this.leases.delete(resv.leaseId)
+      if (resv.minuteWindow !== undefined && (delta !== 0 || resv.leaseId !== undefined)) {
+        call = { keys: k, args: [resv.minuteWindow, resv.dayWindow ?? -1, delta, resv.leaseId ?? ''] }
+      }
     }
     const [usageKey, day] = this.usageKeyOfToday()
     const fields = this.usageFieldsFor(k, resv.subject, usage.model)
@@ -195,6 +292,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
   async close(): Promise<void> {
     this.closed = true
     clearInterval(this.renewTimer)
+    for (const k of this.keys.values()) if (k.credit !== null) this.returnCredit(k, k.credit)
     await this.settler.flush()
     await this.wire.close()
   }
@@ -205,7 +303,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
       if (this.keys.size >= MAX_CACHED_SUBJECTS) this.keys.clear()
       // The braces make the subject the hash tag: one cluster slot for all its keys.
       const base = `${this.prefix}q:{${subject}}:`
-      k = { windows: `${base}w`, leases: `${base}c`, usage: new Map() }
+      k = { subject, windows: `${base}w`, leases: `${base}c`, usage: new Map(), lastReserveAt: -Infinity, block: FIRST_BLOCK, credit: null, asking: false }
       this.keys.set(subject, k)
     }
     return k

@@ -18,10 +18,28 @@ export interface ReserveArgs {
   maxConcurrent: number
   tokens: number
   leaseId: string
+  /** Above 1: ask for an admission credit of this many requests first (see QUOTA_BATCH_LUA). */
+  block: number
+  /** How long a granted credit lives (ms). */
+  creditLifetimeMs: number
 }
 
 /** A settlement: the reservation's minute and day numbers, the token correction, its lease. */
 export type SettleArgs = readonly [minuteWindow: number, dayWindow: number, delta: number, leaseId: string]
+
+/** A credit return: its minute and day numbers, requests and tokens it did not use, its leases still free. */
+export interface ReturnArgs {
+  minuteWindow: number
+  dayWindow: number
+  unusedRequests: number
+  unusedTokens: number
+  freeLeases: readonly string[]
+}
+
+/** QUOTA_BATCH_LUA's 'x' operation for `a`. */
+export function returnOp(a: ReturnArgs): Arg[] {
+  return ['x', a.minuteWindow, a.dayWindow, a.unusedRequests, a.unusedTokens, a.freeLeases.length, ...a.freeLeases]
+}
 
 interface Waiter {
   /** A reserve gets its QuotaState; a settlement only learns that the call was applied. */
@@ -61,7 +79,16 @@ export class QuotaScriptBatcher {
   /** Resolves with the QuotaState; rejects when the store did not answer (admit nothing). */
   reserve(keys: SubjectKeyPair, a: ReserveArgs): Promise<QuotaState> {
     // A reserve's waiter is always resolved with its state (see call()).
-    return this.add(keys, true, ['r', a.requestsPerMinute, a.tokensPerMinute, a.tokensPerDay, a.maxConcurrent, a.tokens, a.leaseId]) as Promise<QuotaState>
+    const op = ['r', a.requestsPerMinute, a.tokensPerMinute, a.tokensPerDay, a.maxConcurrent, a.tokens, a.leaseId, a.block, a.creditLifetimeMs]
+    return this.add(keys, true, op) as Promise<QuotaState>
+  }
+
+  /** Resolves true once applied, false when the store did not answer (the caller retries). */
+  returnCredit(keys: SubjectKeyPair, a: ReturnArgs): Promise<boolean> {
+    return this.add(keys, false, returnOp(a)).then(
+      () => true,
+      () => false,
+    )
   }
 
   /** Resolves true once applied, false when the store did not answer (the caller retries). */

@@ -3,7 +3,8 @@
 //
 // Per subject, two keys in one cluster slot (the subject is the hash tag):
 //   {prefix}q:{subject}:w  hash  m = UTC minute number, r = requests and tm = tokens in it,
-//                                d = UTC day number, td = tokens in it
+//                                d = UTC day number, td = tokens in it, ce = when the last
+//                                admission credit granted ends (ms, see QUOTA_BATCH_LUA)
 //   {prefix}q:{subject}:c  zset  one member per in-flight request (its lease), scored by expiry
 // The clock is Redis's own TIME, so every gateway replica agrees on the windows whatever its
 // own clock says. The state each script returns is windows.ts's QuotaState.
@@ -16,7 +17,7 @@ local day = math.floor(now / 86400000)
 `
 
 const READ_WINDOWS = `
-local w = redis.call('HMGET', KEYS[1], 'm', 'r', 'tm', 'd', 'td')
+local w = redis.call('HMGET', KEYS[1], 'm', 'r', 'tm', 'd', 'td', 'ce')
 local r, tm, td = 0, 0, 0
 if tonumber(w[1]) == minute then
   r = tonumber(w[2]) or 0
@@ -25,35 +26,57 @@ end
 if tonumber(w[4]) == day then td = tonumber(w[5]) or 0 end
 `
 
-/** Argument counts of one operation in QUOTA_BATCH_LUA's ARGV, its tag included. */
-export const RESERVE_OP_ARGS = 7
+/** Argument counts of one operation in QUOTA_BATCH_LUA's ARGV, its tag included (a credit return adds its free lease ids). */
+export const RESERVE_OP_ARGS = 9
 export const SETTLE_OP_ARGS = 5
+export const RETURN_OP_ARGS = 6
 
-/** Numbers per reserve in QUOTA_BATCH_LUA's reply (a QuotaState); settlements add none. */
-export const RESERVE_REPLY_LENGTH = 6
+/** Numbers per reserve in QUOTA_BATCH_LUA's reply (a QuotaState); settlements and returns add none. */
+export const RESERVE_REPLY_LENGTH = 7
+
+/** An admission credit is at most this share of what is left under every limit (1/9). */
+export const CREDIT_HEADROOM = 9
+/** ... and of what is left of the day's tokens (a holder that dies keeps its credit counted until the day ends). */
+export const CREDIT_DAY_HEADROOM = 64
+/** No credit in the last this-many ms of a minute beyond its lifetime: it must end inside the minute it counts in. */
+export const CREDIT_MINUTE_MARGIN_MS = 100
 
 /**
- * Every reserve and settle of one subject gathered in one event-loop turn, in one script call:
- * the windows hash is read once and written once, the lease zset purged and counted once,
- * whatever the number of operations (one call costs Redis about what a single reserve did).
- * ARGV[1] is the lease TTL in ms, then the operations in the order they were issued, each
- * checked against the state the ones before it left:
+ * Every reserve, settle and credit return of one subject gathered in one event-loop turn, in
+ * one script call: the windows hash is read once and written once, the lease zset purged and
+ * counted once, whatever the number of operations (one call costs Redis about what a single
+ * reserve did). ARGV[1] is the lease TTL in ms, then the operations in the order they were
+ * issued, each checked against the state the ones before it left:
  *   'r', requestsPerMinute, tokensPerMinute, tokensPerDay, maxConcurrent (0 = unlimited),
- *        tokens to reserve, lease id
- *        Check-and-reserve; a refused request changes nothing (it does not count).
+ *        tokens to reserve, lease id, block, credit lifetime ms
+ *        Check-and-reserve; a refused request changes nothing (it does not count). With a
+ *        block above 1 it first asks for an admission credit: `block` requests, block x
+ *        tokens and (with maxConcurrent) `block` leases named `{lease id}.1` to `.{block}`,
+ *        granted only while the block is at most 1/CREDIT_HEADROOM of what is left under
+ *        every limit (1/CREDIT_DAY_HEADROOM of the day's tokens) and the credit ends inside
+ *        the minute; else the request alone is checked, as with block 1. A refusal while a
+ *        credit may still be out (its end, `ce`, not passed) carries flag 16 and the ms until
+ *        it ends: the caller asks again once credits are back, so what others hold unused
+ *        never turns a request away for good.
  *   's', the reservation's minute and day numbers, tokens actual - reserved, lease id ('' if none)
  *        Settlement: releases the lease; a window that is still current is corrected in place
  *        (never below 0); once a window has ended a refund is dropped (that window no longer
  *        limits anything) but an overrun is charged to the current window: tokens are never free.
+ *   'x', the credit's minute and day numbers, requests unused, tokens unused (negative: the
+ *        credit's requests used more than it held), n, then n lease ids still free
+ *        Credit return: like a settlement of what the credit did not use; frees its spare leases.
  * Released leases are removed with one ZREM per run of settlements (before the next reserve
  * that counts leases, or at the end): under load a call is mostly a run of one kind.
- * Returns one flat array: RESERVE_REPLY_LENGTH numbers (a QuotaState) per reserve, in order.
+ * Returns one flat array: RESERVE_REPLY_LENGTH numbers per reserve, in order: a QuotaState
+ * and then the credit granted (its block, 0 for none) or, with flag 16, the ms to wait.
  */
 export const QUOTA_BATCH_LUA = `${NOW}${READ_WINDOWS}
 local tonumber, max, unpack = tonumber, math.max, unpack
 local argv = ARGV
 local n = #argv
 local ttl = tonumber(argv[1])
+local ce = tonumber(w[6]) or 0
+local minuteLeft = 60000 - (now % 60000)
 local changed = false
 local inflight = nil
 local released = {}
@@ -61,20 +84,31 @@ local added = {}
 local out = {}
 local o = 0
 local i = 2
+local function correct(m, d, delta)
+  if delta ~= 0 then
+    if m == minute then tm = max(0, tm + delta) elseif delta > 0 then tm = tm + delta end
+    if d == day then td = max(0, td + delta) elseif delta > 0 then td = td + delta end
+    changed = true
+  end
+end
 while i <= n do
-  if argv[i] == 's' then
+  local op = argv[i]
+  if op == 's' then
     local lease = argv[i + 4]
     if lease ~= '' then released[#released + 1] = lease end
-    local delta = tonumber(argv[i + 3])
-    if delta ~= 0 then
-      if tonumber(argv[i + 1]) == minute then tm = max(0, tm + delta) elseif delta > 0 then tm = tm + delta end
-      if tonumber(argv[i + 2]) == day then td = max(0, td + delta) elseif delta > 0 then td = td + delta end
-      changed = true
-    end
+    correct(tonumber(argv[i + 1]), tonumber(argv[i + 2]), tonumber(argv[i + 3]))
     i = i + ${SETTLE_OP_ARGS}
+  elseif op == 'x' then
+    local m, d = tonumber(argv[i + 1]), tonumber(argv[i + 2])
+    if m == minute then r = max(0, r - tonumber(argv[i + 3])) changed = true end
+    correct(m, d, -tonumber(argv[i + 4]))
+    local free = tonumber(argv[i + 5])
+    for j = 1, free do released[#released + 1] = argv[i + 5 + j] end
+    i = i + ${RETURN_OP_ARGS} + free
   else
     local rpm, tpm, tpd = tonumber(argv[i + 1]), tonumber(argv[i + 2]), tonumber(argv[i + 3])
     local maxc, tokens = tonumber(argv[i + 4]), tonumber(argv[i + 5])
+    local lease, block, life = argv[i + 6], tonumber(argv[i + 7]), tonumber(argv[i + 8])
     if maxc > 0 then
       if #released > 0 then
         local gone = redis.call('ZREM', KEYS[2], unpack(released))
@@ -86,30 +120,55 @@ while i <= n do
         inflight = redis.call('ZCARD', KEYS[2])
       end
     end
-    local flags = 0
-    if rpm > 0 and r + 1 > rpm then flags = flags + 1 end
-    if tpm > 0 and tm + tokens > tpm then flags = flags + 2 end
-    if tpd > 0 and td + tokens > tpd then flags = flags + 4 end
-    if maxc > 0 and inflight >= maxc then flags = flags + 8 end
-    if flags == 0 then
-      r = r + 1
-      tm = tm + tokens
-      td = td + tokens
-      changed = true
-      if maxc > 0 then
-        added[#added + 1] = now + ttl
-        added[#added + 1] = argv[i + 6]
-        inflight = inflight + 1
+    local flags, extra = 0, 0
+    if block > 1 and life + ${CREDIT_MINUTE_MARGIN_MS} < minuteLeft then
+      local bt = block * tokens
+      local h = ${CREDIT_HEADROOM}
+      if (rpm == 0 or rpm - r >= block * h) and (tpm == 0 or tpm - tm >= bt * h)
+        and (tpd == 0 or tpd - td >= bt * ${CREDIT_DAY_HEADROOM}) and (maxc == 0 or maxc - inflight >= block * h) then
+        r = r + block
+        tm = tm + bt
+        td = td + bt
+        changed = true
+        extra = block
+        if now + life > ce then ce = now + life end
+        if maxc > 0 then
+          for j = 1, block do
+            added[#added + 1] = now + ttl
+            added[#added + 1] = lease .. '.' .. j
+          end
+          inflight = inflight + block
+        end
       end
     end
-    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] = flags, now, r, tm, td, maxc > 0 and inflight or 0
+    if extra == 0 then
+      if rpm > 0 and r + 1 > rpm then flags = flags + 1 end
+      if tpm > 0 and tm + tokens > tpm then flags = flags + 2 end
+      if tpd > 0 and td + tokens > tpd then flags = flags + 4 end
+      if maxc > 0 and inflight >= maxc then flags = flags + 8 end
+      if flags == 0 then
+        r = r + 1
+        tm = tm + tokens
+        td = td + tokens
+        changed = true
+        if maxc > 0 then
+          added[#added + 1] = now + ttl
+          added[#added + 1] = lease
+          inflight = inflight + 1
+        end
+      elseif ce > now then
+        flags = flags + 16
+        extra = ce - now
+      end
+    end
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] = flags, now, r, tm, td, maxc > 0 and inflight or 0, extra
     o = o + ${RESERVE_REPLY_LENGTH}
     i = i + ${RESERVE_OP_ARGS}
   end
 end
 if #released > 0 then redis.call('ZREM', KEYS[2], unpack(released)) end
 if changed then
-  redis.call('HSET', KEYS[1], 'm', minute, 'r', r, 'tm', tm, 'd', day, 'td', td)
+  redis.call('HSET', KEYS[1], 'm', minute, 'r', r, 'tm', tm, 'd', day, 'td', td, 'ce', ce)
   -- Whoever first wrote today's window set its expiry (the end of today), once.
   if tonumber(w[4]) ~= day then redis.call('PEXPIRE', KEYS[1], 86400000 - (now % 86400000) + 60000) end
 end

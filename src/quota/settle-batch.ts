@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 import type { Logger } from '../log/index.js'
 import { quotaPipeline, type QuotaPipeline, type QuotaCommands } from './redis-commands.js'
-import type { QuotaScriptBatcher, SettleArgs, SubjectKeyPair } from './script-batch.js'
+import { returnOp, type QuotaScriptBatcher, type ReturnArgs, type SettleArgs, type SubjectKeyPair } from './script-batch.js'
 import type { UsageFields } from './usage.js'
 
 /** One command of a settlement, added to whichever pipeline carries it. */
@@ -92,6 +92,18 @@ export class SettleBatcher {
       this.settling.delete(applied)
       return written
     })
+  }
+
+  /**
+   * Gives an admission credit's unused part back, in this loop turn's script call of its
+   * subject (ahead of the reserve that did not fit in it); retried like a settlement.
+   */
+  returnCredit(keys: SubjectKeyPair, args: ReturnArgs, request: Record<string, unknown>): void {
+    const applied = this.scripts.returnCredit(keys, args).then((ok) => {
+      if (!ok) return this.run([(p) => p.ghQuotaBatch(keys.windows, keys.leases, this.leaseTtlMs, ...returnOp(args))], [request])
+    })
+    this.settling.add(applied)
+    void applied.then(() => this.settling.delete(applied))
   }
 
   /** Sends everything gathered now and waits for it, retries included (before a usage report, and at shutdown). */

@@ -1,4 +1,5 @@
 import type { Limits } from '../config/index.js'
+import type { AdmissionCredit } from './credit.js'
 
 /** What the gateway asks of the limiter before forwarding one inference request. */
 export interface ReserveInput {
@@ -26,6 +27,8 @@ export interface Reservation {
   readonly dayWindow?: number
   /** The concurrency lease held until settlement; absent when maxConcurrent does not apply. */
   readonly leaseId?: string
+  /** Redis limiter: the admission credit this request was admitted from, if any. */
+  readonly credit?: AdmissionCredit
 }
 
 export interface UsageReport {

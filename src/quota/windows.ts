@@ -10,6 +10,8 @@ export const HIT_RPM = 1
 export const HIT_TPM = 2
 export const HIT_TPD = 4
 export const HIT_CONCURRENT = 8
+/** Redis limiter only: refused while an admission credit may still be out; ask again after S_EXTRA ms. */
+export const WAIT_FOR_CREDITS = 16
 
 /** Indexes into a QuotaState (the reserve and peek scripts return exactly this array). */
 export const S_FLAGS = 0
@@ -18,6 +20,8 @@ export const S_REQUESTS = 2
 export const S_MINUTE_TOKENS = 3
 export const S_DAY_TOKENS = 4
 export const S_IN_FLIGHT = 5
+/** Redis limiter only: the admission credit granted (its block of requests, 0 for none), or with WAIT_FOR_CREDITS the ms to wait. */
+export const S_EXTRA = 6
 
 /**
  * [flags, nowMs, requests this minute, tokens this minute, tokens today, leases in flight],

@@ -36,6 +36,8 @@ const limits = (over: Partial<ReserveArgs>): ReserveArgs => ({
   maxConcurrent: 0,
   tokens: 1,
   leaseId: '',
+  block: 1,
+  creditLifetimeMs: 0,
   ...over,
 })
 

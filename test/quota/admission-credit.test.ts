@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict'
+import { after, before, test } from 'node:test'
+import { tmpdir } from 'node:os'
+import type { Redis } from 'ioredis'
+import { silentLogger } from '../../src/log/index.js'
+import { createRedisClient } from '../../src/store/index.js'
+import { createQuotaLimiter, type QuotaLimiter, type Reservation } from '../../src/quota/index.js'
+import type { Limits } from '../../src/config/index.js'
+import { QuotaExceeded } from '../../src/errors/index.js'
+import { MAX_BLOCK } from '../../src/quota/credit.js'
+import { startRedis, type RedisHandle } from '../helpers/redis.js'
+import { awayFromMinuteEdge, eventually, sleep, uniqueSubject } from './quota-helpers.js'
+
+// Admission credits (src/quota/credit.ts, QUOTA_BATCH_LUA): a busy subject's requests are
+// admitted from blocks reserved in Redis in one call. Against a real redis-server, with two
+// limiters on two connections (two gateway processes as far as Redis can tell): fewer
+// script calls, the same counts in Redis once credits are back, and admission still exact
+// across the two when the limit is reached while credit is out.
+
+let redis: RedisHandle
+let admin: Redis
+const clients: Redis[] = []
+let a: QuotaLimiter
+let b: QuotaLimiter
+const PREFIX = 'ghc:'
+
+function limiterOn(): QuotaLimiter {
+  const client = createRedisClient(redis.url, silentLogger, 'credit-test')
+  clients.push(client)
+  const config = { store: { redis: redis.url, dataDir: tmpdir(), keyPrefix: PREFIX } }
+  return createQuotaLimiter({ config, redis: client, log: silentLogger })
+}
+
+async function scriptCalls(): Promise<number> {
+  const stats = await admin.info('commandstats')
+  let calls = 0
+  for (const m of stats.matchAll(/^cmdstat_(evalsha|eval):calls=(\d+)/gm)) calls += Number(m[2])
+  return calls
+}
+
+/** `turns` event-loop turns of `perTurn` parallel reserves each, alternating limiters; settled or held. */
+async function burst(subject: string, limits: Limits, turns: number, perTurn: number, settle: boolean, only?: QuotaLimiter) {
+  const admitted: Reservation[] = []
+  const settled: Promise<void>[] = []
+  let refused = 0
+  for (let t = 0; t < turns; t++) {
+    const q = only ?? (t % 2 === 0 ? a : b)
+    const results = await Promise.allSettled(
+      Array.from({ length: perTurn }, (_, i) => q.reserve({ requestId: `r${t}-${i}`, subject, limits, reservedTokens: 100 })),
+    )
+    const now: Reservation[] = []
+    for (const r of results) {
+      if (r.status === 'fulfilled') now.push(r.value)
+      else if (r.reason instanceof QuotaExceeded) refused++
+      else throw r.reason
+    }
+    // Settled as a gateway does, without waiting for the usage counters to be written.
+    if (settle) for (const r of now) settled.push(q.settle(r, { model: 'm', promptTokens: 20, completionTokens: 40 }))
+    admitted.push(...now)
+  }
+  await Promise.all(settled)
+  return { admitted, refused }
+}
+
+const windows = (subject: string) => admin.hgetall(`${PREFIX}q:{${subject}}:w`)
+const leases = (subject: string) => admin.zcard(`${PREFIX}q:{${subject}}:c`)
+
+before(async () => {
+  redis = await startRedis()
+  admin = createRedisClient(redis.url, silentLogger, 'credit-admin')
+  a = limiterOn()
+  b = limiterOn()
+  assert.ok(await eventually(() => a.isReady() && b.isReady() && admin.status === 'ready', 5000))
+})
+
+after(async () => {
+  await a?.close()
+  await b?.close()
+  for (const c of clients) c.disconnect()
+  admin?.disconnect()
+  await redis?.stop()
+})
+
+test('a busy subject far from its limits is admitted from credit: fewer script calls, exact counts once credit is back', async () => {
+  await awayFromMinuteEdge()
+  const subject = uniqueSubject('busy')
+  const limits = { requestsPerMinute: 1_000_000, tokensPerMinute: 1_000_000_000, maxConcurrent: 100_000 }
+  await admin.config('RESETSTAT')
+  const out = await burst(subject, limits, 40, 8, true)
+  assert.equal(out.admitted.length, 320)
+  assert.equal(out.refused, 0)
+  const calls = await scriptCalls()
+  assert.ok(out.admitted.some((r) => r.credit !== undefined), 'some requests came from credit')
+  // Without credit every turn needs its call (its eight reserves share it): 40 at least.
+  // With it: the grants (blocks of 8, 16, 32, 64, ... per limiter), returns, and the first turns.
+  assert.ok(calls <= 25, `${calls} script calls for 40 turns`)
+  // Unused credit goes back within its lifetime: then Redis counts exactly what was admitted
+  // and settled, and holds no lease.
+  assert.ok(
+    await eventually(async () => (await windows(subject)).r === '320' && (await leases(subject)) === 0, 3000),
+    `windows ${JSON.stringify(await windows(subject))}, leases ${await leases(subject)}`,
+  )
+  assert.equal((await windows(subject)).tm, String(320 * 60))
+  // Headers of credit-admitted requests count what was admitted (this limiter's unused credit
+  // excluded; the other's, at most one block, included).
+  const remaining = out.admitted.filter((r) => r.credit).map((r) => Number(r.headers['x-ratelimit-remaining-requests']))
+  assert.ok(remaining.every((n) => n < 1_000_000 && n >= 1_000_000 - 320 - MAX_BLOCK), `remaining ${Math.min(...remaining)}`)
+})
+
+test('requestsPerMinute reached while both limiters hold credit: exactly L admitted across them', async () => {
+  await awayFromMinuteEdge(8000)
+  const subject = uniqueSubject('edge')
+  // Credit is granted while a block is at most 1/9 of what is left, so it is out when the limit nears.
+  const out = await burst(subject, { requestsPerMinute: 600 }, 50, 20, false)
+  assert.ok(out.admitted.some((r) => r.credit !== undefined), 'credit was used')
+  assert.equal(out.admitted.length, 600)
+  assert.equal(out.refused, 1000 - 600)
+  assert.ok(await eventually(async () => (await windows(subject)).r === '600', 3000), JSON.stringify(await windows(subject)))
+})
+
+test("the limit reached while another limiter holds unused credit: the refusals wait for it and exactly L are admitted", async () => {
+  await awayFromMinuteEdge(8000)
+  const subject = uniqueSubject('held')
+  const limits = { requestsPerMinute: 1000 }
+  // A is busy for two turns: it takes a credit and leaves most of it unused.
+  const first = await burst(subject, limits, 2, 3, false, a)
+  assert.ok(first.admitted.some((r) => r.credit !== undefined), 'A holds credit')
+  // B takes the rest in bursts while A's credit is still out.
+  const rest = await burst(subject, limits, 25, 50, false, b)
+  assert.equal(first.admitted.length + rest.admitted.length, 1000)
+  assert.equal(rest.refused, 1250 - (1000 - first.admitted.length))
+  assert.ok(await eventually(async () => (await windows(subject)).r === '1000', 3000), JSON.stringify(await windows(subject)))
+})
+
+test('maxConcurrent reached while credit is out: exactly L in flight across both limiters, and settles free them', async () => {
+  await awayFromMinuteEdge(8000)
+  const subject = uniqueSubject('conc')
+  const limits = { maxConcurrent: 200 }
+  const out = await burst(subject, limits, 30, 10, false)
+  assert.ok(out.admitted.some((r) => r.credit !== undefined), 'credit was used')
+  assert.equal(out.admitted.length, 200)
+  assert.equal(out.refused, 300 - 200)
+  assert.ok(await eventually(async () => (await leases(subject)) === 200, 3000), `leases ${await leases(subject)}`)
+  for (const r of out.admitted) await (r.credit && Math.random() < 0.5 ? a : b).settle(r, { model: 'm', promptTokens: 1, completionTokens: 1 })
+  assert.ok(await eventually(async () => (await leases(subject)) === 0, 3000), `leases ${await leases(subject)}`)
+})
+
+test('a subject with one request at a time never asks for credit', async () => {
+  const subject = uniqueSubject('calm')
+  for (let i = 0; i < 5; i++) {
+    const r = await a.reserve({ requestId: `c${i}`, subject, limits: { requestsPerMinute: 1_000_000 }, reservedTokens: 1 })
+    assert.equal(r.credit, undefined)
+    await a.settle(r, { model: 'm', promptTokens: 1, completionTokens: 0 })
+    await sleep(60)
+  }
+  assert.equal((await windows(subject)).r, '5')
+})

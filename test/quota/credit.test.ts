@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { AdmissionCredit, CREDIT_LIFETIME_MS, MAX_BLOCK, MIN_BLOCK, nextBlock } from '../../src/quota/credit.js'
+
+// The local side of an admission credit: what it admits, what it reports, what goes back.
+
+const limits = { requestsPerMinute: 1000, maxConcurrent: 50 }
+// Redis granted a block of 4 at t=120,000 ms (minute 2): 10 requests and 400 tokens counted with it.
+const granted = [0, 120_000, 10, 400, 400, 4, 4]
+
+function credit(sentAt = 0): AdmissionCredit {
+  return new AdmissionCredit(limits, 4, 400, granted, sentAt, ['l.4', 'l.3', 'l.2', 'l.1'])
+}
+
+test('admits while it has requests, tokens and a lease left, under the same limits, before it ends', () => {
+  const c = credit(1000)
+  assert.ok(c.fits(limits, 100, 1000, true))
+  assert.ok(c.fits({ ...limits }, 100, 1000, true), 'limits compared by value')
+  assert.ok(!c.fits({ ...limits, requestsPerMinute: 999 }, 100, 1000, true))
+  assert.ok(!c.fits(limits, 401, 1000, true), 'more tokens than it holds')
+  assert.ok(!c.fits(limits, 1, 1000 + CREDIT_LIFETIME_MS, true), 'ended')
+  c.usedRequests = 4
+  assert.ok(!c.fits(limits, 1, 1000, true), 'no request left')
+  c.usedRequests = 1
+  c.freeLeases.length = 0
+  assert.ok(!c.fits(limits, 1, 1000, true), 'no lease left')
+  assert.ok(c.fits(limits, 1, 1000, false), 'no lease needed')
+  c.returned = true
+  assert.ok(!c.fits(limits, 1, 1000, false), 'returned')
+})
+
+test('reports the windows with only what it admitted counted, and returns the rest', () => {
+  const c = credit()
+  c.usedRequests = 1
+  c.usedTokens = 70
+  c.freeLeases.pop()
+  assert.deepEqual(c.stateNow(30), [0, 120_030, 7, 70, 70, 1, 0])
+  assert.equal(c.minuteWindow, 2)
+  assert.equal(c.dayWindow, 0)
+  assert.deepEqual(c.takeReturn(), { minuteWindow: 2, dayWindow: 0, unusedRequests: 3, unusedTokens: 330, freeLeases: ['l.4', 'l.3', 'l.2'] })
+  assert.deepEqual(c.freeLeases, [], 'the spare leases left with the return')
+  c.usedTokens = 450
+  assert.equal(c.takeReturn().unusedTokens, -50, 'an overrun goes back as a negative refund (charged)')
+})
+
+test('the block doubles when used up and halves when it mostly idled, within bounds', () => {
+  const c = credit()
+  c.usedRequests = 4
+  assert.equal(nextBlock(8, c), 16)
+  assert.equal(nextBlock(MAX_BLOCK, c), MAX_BLOCK)
+  c.usedRequests = 0
+  assert.equal(nextBlock(16, c), 8)
+  assert.equal(nextBlock(MIN_BLOCK, c), MIN_BLOCK)
+  c.usedRequests = 2
+  assert.equal(nextBlock(16, c), 16)
+})
