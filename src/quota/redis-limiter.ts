@@ -104,13 +104,13 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     const k = this.keysFor(subject)
     const maxc = limits.maxConcurrent ?? 0
     const at = performance.now()
+    const busy = at - k.lastReserveAt < BUSY_WITHIN_MS
+    k.lastReserveAt = at
     if (k.credit !== null) {
       if (k.credit.fits(limits, tokens, at, maxc > 0)) return this.drawFrom(k.credit, input, tokens, at)
       // It cannot take this request: what it did not use goes back ahead of the reserve.
       this.returnCredit(k, k.credit)
     }
-    const busy = at - k.lastReserveAt < BUSY_WITHIN_MS
-    k.lastReserveAt = at
     const leaseId = maxc > 0 ? this.leasePrefix + (++this.leaseSeq).toString(36) : ''
     let state: QuotaState
     for (let waits = 0; ; waits++) {
@@ -137,8 +137,8 @@ export class RedisQuotaLimiter implements QuotaLimiter {
       }
       const flags = state[S_FLAGS]
       if (flags === 0) {
-        const block = grantedBlock(state)
-        if (block > 0) return this.openCredit(k, input, tokens, state, leaseId, block, sentAt)
+        const granted = grantedBlock(state)
+        if (granted > 0) return this.openCredit(k, input, tokens, state, leaseId, granted, sentAt)
         break
       }
       // Refused while some replica may hold unused credit: decide again once it is back.
