@@ -142,7 +142,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
         break
       }
       // Refused while some replica may hold unused credit: decide again once it is back.
-      if ((flags & WAIT_FOR_CREDITS) !== 0 && waits < MAX_CREDIT_WAITS) {
+      if ((flags & WAIT_FOR_CREDITS) !== 0 && waits < MAX_CREDIT_WAITS && !aloneTooBig(limits, tokens)) {
         await new Promise((r) => setTimeout(r, Math.min(state[S_EXTRA], CREDIT_LIFETIME_MS) + CREDIT_RETURN_SLACK_MS))
         if (!this.isReady()) throw storeUnavailable()
         continue
@@ -331,4 +331,9 @@ export class RedisQuotaLimiter implements QuotaLimiter {
       this.log.warn('quota lease renewal failed', { error: err instanceof Error ? err.message : String(err) })
     }
   }
+}
+
+/** A reservation no window could ever hold: waiting for credit to come back cannot help it. */
+function aloneTooBig(limits: Limits, tokens: number): boolean {
+  return tokens > (limits.tokensPerMinute ?? Infinity) || tokens > (limits.tokensPerDay ?? Infinity)
 }

@@ -132,6 +132,21 @@ test("the limit reached while another limiter holds unused credit: the refusals 
   assert.ok(await eventually(async () => (await windows(subject)).r === '1000', 3000), JSON.stringify(await windows(subject)))
 })
 
+test('a request too big for the limit on its own is refused at once, even with credit out', async () => {
+  await awayFromMinuteEdge(8000)
+  const subject = uniqueSubject('big')
+  const limits = { requestsPerMinute: 100_000, tokensPerMinute: 1_000_000 }
+  const first = await burst(subject, limits, 2, 4, false, a)
+  assert.ok(first.admitted.some((r) => r.credit !== undefined), 'A holds credit')
+  await admin.config('RESETSTAT')
+  await assert.rejects(b.reserve({ requestId: 'big', subject, limits, reservedTokens: 2_000_000 }), (err: unknown) => {
+    assert.ok(err instanceof QuotaExceeded)
+    assert.match(err.message, /alone reserves 2000000/)
+    return true
+  })
+  assert.equal(await scriptCalls(), 1, 'asked once, not again after waiting for credit')
+})
+
 test('maxConcurrent reached while credit is out: exactly L in flight across both limiters, and settles free them', async () => {
   await awayFromMinuteEdge(8000)
   const subject = uniqueSubject('conc')
