@@ -83,20 +83,21 @@ export class QuotaScriptBatcher {
     return this.add(keys, true, op) as Promise<QuotaState>
   }
 
-  /** Resolves true once applied, false when the store did not answer (the caller retries). */
-  returnCredit(keys: SubjectKeyPair, a: ReturnArgs): Promise<boolean> {
-    return this.add(keys, false, returnOp(a)).then(
+  /**
+   * An operation that answers nothing (a settlement, `['s', ...SettleArgs]`, or a credit
+   * return, `returnOp(...)`): resolves true once applied, false when the store did not
+   * answer (the caller retries).
+   */
+  apply(keys: SubjectKeyPair, op: Arg[]): Promise<boolean> {
+    return this.add(keys, false, op).then(
       () => true,
       () => false,
     )
   }
 
-  /** Resolves true once applied, false when the store did not answer (the caller retries). */
+  /** A settlement (see apply). */
   settle(keys: SubjectKeyPair, a: SettleArgs): Promise<boolean> {
-    return this.add(keys, false, ['s', ...a]).then(
-      () => true,
-      () => false,
-    )
+    return this.apply(keys, ['s', ...a])
   }
 
   private add(keys: SubjectKeyPair, isReserve: boolean, op: Arg[]): Promise<QuotaState | null> {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import type { Logger } from '../log/index.js'
-import { quotaPipeline, type QuotaPipeline, type QuotaCommands } from './redis-commands.js'
+import { quotaPipeline, type Arg, type QuotaPipeline, type QuotaCommands } from './redis-commands.js'
 import { returnOp, type QuotaScriptBatcher, type ReturnArgs, type SettleArgs, type SubjectKeyPair } from './script-batch.js'
 import type { UsageFields } from './usage.js'
 
@@ -83,15 +83,8 @@ export class SettleBatcher {
     u.requests.push(request)
     if (call === null) return u.written
 
-    const applied = this.scripts.settle(call.keys, call.args).then((ok) => {
-      if (!ok) return this.run([(p) => p.ghQuotaBatch(call.keys.windows, call.keys.leases, this.leaseTtlMs, 's', ...call.args)], [request])
-    })
-    this.settling.add(applied)
     const written = u.written
-    return applied.then(() => {
-      this.settling.delete(applied)
-      return written
-    })
+    return this.apply(call.keys, ['s', ...call.args], request).then(() => written)
   }
 
   /**
@@ -99,11 +92,22 @@ export class SettleBatcher {
    * subject (ahead of the reserve that did not fit in it); retried like a settlement.
    */
   returnCredit(keys: SubjectKeyPair, args: ReturnArgs, request: Record<string, unknown>): void {
-    const applied = this.scripts.returnCredit(keys, args).then((ok) => {
-      if (!ok) return this.run([(p) => p.ghQuotaBatch(keys.windows, keys.leases, this.leaseTtlMs, ...returnOp(args))], [request])
+    void this.apply(keys, returnOp(args), request)
+  }
+
+  /**
+   * `op` in this loop turn's script call of its subject; if that call fails, alone through
+   * the shared client, retried and logged like the usage counters. Held in `settling` until
+   * done, so `flush()` waits for it.
+   */
+  private apply(keys: SubjectKeyPair, op: Arg[], request: Record<string, unknown>): Promise<void> {
+    const applied = this.scripts.apply(keys, op).then((ok) => {
+      if (!ok) return this.run([(p) => p.ghQuotaBatch(keys.windows, keys.leases, this.leaseTtlMs, ...op)], [request])
     })
     this.settling.add(applied)
-    void applied.then(() => this.settling.delete(applied))
+    return applied.then(() => {
+      this.settling.delete(applied)
+    })
   }
 
   /** Sends everything gathered now and waits for it, retries included (before a usage report, and at shutdown). */
