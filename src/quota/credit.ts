@@ -16,7 +16,10 @@ export const MAX_BLOCK = 256
  * (QUOTA_BATCH_LUA's credit): requests, tokens and, with maxConcurrent, leases, already
  * counted there, so drawing from it admits exactly as many as Redis allowed and never more.
  * Requests drawn from a live credit settle into it, without a Redis call; the rest goes
- * back at the end of its life, or as soon as a request does not fit in it.
+ * back at the end of its life, or as soon as a request does not fit in it. Its leases are
+ * one member of the credit leases zset in Redis (`leasesMember`, counted as `block`); the
+ * lease ids handed to its requests exist only here until the return, when those still held
+ * become members of their own.
  */
 export class AdmissionCredit {
   usedRequests = 0
@@ -28,6 +31,11 @@ export class AdmissionCredit {
   readonly dayWindow: number
   /** performance.now() by which it must be given back: before its minute ends by Redis' clock. */
   readonly expiresAt: number
+  /** Lease ids held by requests drawn from it, and ids given back for reuse. */
+  private readonly held = new Set<string>()
+  private spare: string[] = []
+  /** Lease ids made so far (`{leaseBase}.1` ...). */
+  private issued = 0
 
   constructor(
     readonly limits: Limits,
@@ -37,8 +45,10 @@ export class AdmissionCredit {
     private readonly granted: QuotaState,
     /** performance.now() when the grant was sent (no later than Redis read its clock). */
     private readonly sentAt: number,
-    /** Leases of the block not held by a request, to take from the end. */
-    readonly freeLeases: string[],
+    /** The lease id of the request that asked for it: the block's lease ids derive from it. */
+    private readonly leaseBase: string,
+    /** Its leases' member of the credit leases zset, '' when no lease is counted (no maxConcurrent). */
+    readonly leasesMember: string,
   ) {
     const now = granted[S_NOW]
     this.minuteWindow = Math.floor(now / MINUTE_MS)
@@ -54,8 +64,20 @@ export class AdmissionCredit {
       sameLimits(limits, this.limits) &&
       this.usedRequests < this.block &&
       this.usedTokens + tokens <= this.blockTokens &&
-      (!needsLease || this.freeLeases.length > 0)
+      (!needsLease || this.held.size < this.block)
     )
+  }
+
+  /** A lease of the block for a request drawn from it: one given back earlier, else a new id. */
+  takeLease(): string {
+    const id = this.spare.pop() ?? `${this.leaseBase}.${++this.issued}`
+    this.held.add(id)
+    return id
+  }
+
+  /** A request drawn from it settled while it is live: its lease is free for the next one. */
+  putLease(id: string): void {
+    if (this.held.delete(id)) this.spare.push(id)
   }
 
   /** The windows as Redis would show them with only what was drawn counted (for the headers). */
@@ -69,20 +91,23 @@ export class AdmissionCredit {
       g[S_REQUESTS] - unusedRequests,
       g[S_MINUTE_TOKENS] - unusedTokens,
       g[S_DAY_TOKENS] - unusedTokens,
-      g[S_IN_FLIGHT] - this.freeLeases.length,
+      g[S_IN_FLIGHT] - (this.block - this.held.size),
       0,
     ]
   }
 
-  /** What goes back to Redis; the spare leases leave with it. */
+  /** What goes back to Redis, with the leases its requests still hold (they leave with it). */
   takeReturn(): ReturnArgs {
-    const freeLeases = this.freeLeases.splice(0)
+    const heldLeases = [...this.held]
+    this.held.clear()
+    this.spare = []
     return {
       minuteWindow: this.minuteWindow,
       dayWindow: this.dayWindow,
       unusedRequests: this.block - this.usedRequests,
       unusedTokens: this.blockTokens - this.usedTokens,
-      freeLeases,
+      leasesMember: this.leasesMember,
+      heldLeases,
     }
   }
 }

@@ -12,12 +12,12 @@ export const QUOTA_BATCH_SCRIPT = new LuaScript(QUOTA_BATCH_LUA)
 export type Arg = string | number
 
 export interface QuotaCommands {
-  ghQuotaPeek(windows: string, leases: string, countLeases: Arg): Promise<number[]>
+  ghQuotaPeek(windows: string, leases: string, creditLeases: string, countLeases: Arg): Promise<number[]>
 }
 
 export interface QuotaPipeline {
   /** QUOTA_BATCH_LUA: ARGV is the lease TTL, then the operations. */
-  ghQuotaBatch(windows: string, leases: string, ...argv: Arg[]): QuotaPipeline
+  ghQuotaBatch(windows: string, leases: string, creditLeases: string, ...argv: Arg[]): QuotaPipeline
   ghQuotaRenew(leases: string, leaseId: string, ttlMs: number): QuotaPipeline
   hincrby(key: string, field: string, by: number): QuotaPipeline
   sadd(key: string, member: string): QuotaPipeline
@@ -26,8 +26,8 @@ export interface QuotaPipeline {
 
 /** Adds the quota scripts to `redis` (idempotent) and returns it with their types. */
 export function defineQuotaCommands(redis: Redis): Redis & QuotaCommands {
-  redis.defineCommand('ghQuotaPeek', { numberOfKeys: 2, lua: PEEK_LUA, readOnly: true })
-  redis.defineCommand('ghQuotaBatch', { numberOfKeys: 2, lua: QUOTA_BATCH_LUA })
+  redis.defineCommand('ghQuotaPeek', { numberOfKeys: 3, lua: PEEK_LUA, readOnly: true })
+  redis.defineCommand('ghQuotaBatch', { numberOfKeys: 3, lua: QUOTA_BATCH_LUA })
   redis.defineCommand('ghQuotaRenew', { numberOfKeys: 1, lua: RENEW_LUA })
   return redis as Redis & QuotaCommands
 }

@@ -5,7 +5,7 @@ import type { Logger } from '../log/index.js'
 import { NO_HEADERS, hasQuota, quotaExceeded, rateLimitHeaders, storeUnavailable } from './headers.js'
 import { RespConnection, endpointOf } from '../store/resp-connection.js'
 import { QUOTA_BATCH_SCRIPT, defineQuotaCommands, quotaPipeline, type QuotaCommands } from './redis-commands.js'
-import { QuotaScriptBatcher } from './script-batch.js'
+import { QuotaScriptBatcher, type SubjectQuotaKeys } from './script-batch.js'
 import { SettleBatcher, type SettleCall } from './settle-batch.js'
 import type { QuotaLimiter, Reservation, ReserveInput, UsageFilter, UsageReport, UsageRow } from './types.js'
 import { dayInRange, rowsFromHash, sortUsage, usageFields, type UsageFields } from './usage.js'
@@ -19,10 +19,8 @@ export interface RedisQuotaOptions {
   settleRetryDelaysMs?: readonly number[]
 }
 
-interface SubjectKeys {
+interface SubjectKeys extends SubjectQuotaKeys {
   subject: string
-  windows: string
-  leases: string
   usage: Map<string, UsageFields>
   /** performance.now() of this process' previous reserve for the subject. */
   lastReserveAt: number
@@ -55,7 +53,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
   /** Its own connection for reserve and settle (the two calls per request); the rest uses `client`. */
   private readonly wire: RespConnection
   private readonly keys = new Map<string, SubjectKeys>()
-  /** In-flight leases of this process: lease id → lease zset key. */
+  /** Leases this process holds, renewed together: lease id (or a credit's leases member) → its zset key. */
   private readonly leases = new Map<string, string>()
   private readonly leasePrefix = `${randomBytes(6).toString('hex')}:`
   private leaseSeq = 0
@@ -165,15 +163,10 @@ export class RedisQuotaLimiter implements QuotaLimiter {
 
   /** Holds a granted credit for the subject and admits the request that asked for it from it. */
   private openCredit(k: SubjectKeys, input: ReserveInput, tokens: number, state: QuotaState, leaseId: string, block: number, sentAt: number): Reservation {
-    const leases: string[] = []
-    if ((input.limits.maxConcurrent ?? 0) > 0) {
-      for (let j = block; j >= 1; j--) {
-        const id = `${leaseId}.${j}`
-        leases.push(id)
-        this.leases.set(id, k.leases)
-      }
-    }
-    const credit = new AdmissionCredit(input.limits, block, block * tokens, state, sentAt, leases)
+    // QUOTA_BATCH_LUA names the block's leases so in the credit leases zset.
+    const leasesMember = (input.limits.maxConcurrent ?? 0) > 0 ? `${leaseId}*${block}` : ''
+    if (leasesMember !== '') this.leases.set(leasesMember, k.creditLeases)
+    const credit = new AdmissionCredit(input.limits, block, block * tokens, state, sentAt, leaseId, leasesMember)
     if (k.credit !== null) this.returnCredit(k, k.credit)
     k.credit = credit
     credit.timer = setTimeout(() => this.returnCredit(k, credit), CREDIT_LIFETIME_MS)
@@ -182,7 +175,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
   }
 
   private drawFrom(credit: AdmissionCredit, input: ReserveInput, tokens: number, at: number): Reservation {
-    const leaseId = (input.limits.maxConcurrent ?? 0) > 0 ? credit.freeLeases.pop() : undefined
+    const leaseId = (input.limits.maxConcurrent ?? 0) > 0 ? credit.takeLease() : undefined
     credit.usedRequests++
     credit.usedTokens += tokens
     return {
@@ -205,8 +198,10 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     if (credit.timer) clearTimeout(credit.timer)
     if (k.credit === credit) k.credit = null
     k.block = nextBlock(k.block, credit)
-    for (const id of credit.freeLeases) this.leases.delete(id)
     const args = credit.takeReturn()
+    // The leases still held become members of their own, renewed until their requests settle.
+    if (args.leasesMember !== '') this.leases.delete(args.leasesMember)
+    for (const id of args.heldLeases) this.leases.set(id, k.leases)
     this.settler.returnCredit(k, args, { subject: k.subject, creditRequestsUnused: args.unusedRequests, creditTokensUnused: args.unusedTokens })
   }
 
@@ -221,7 +216,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     if (credit !== undefined && !credit.returned) {
       // Still held: the correction and the lease stay in the credit, and go back with it.
       credit.usedTokens += delta
-      if (resv.leaseId !== undefined) credit.freeLeases.push(resv.leaseId)
+      if (resv.leaseId !== undefined) credit.putLease(resv.leaseId)
     } else {
       if (resv.leaseId !== undefined) this.leases.delete(resv.leaseId)
       if (resv.minuteWindow !== undefined && (delta !== 0 || resv.leaseId !== undefined)) {
@@ -256,7 +251,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     if (!this.isReady()) throw storeUnavailable()
     const k = this.keysFor(subject)
     try {
-      const state = await this.client.ghQuotaPeek(k.windows, k.leases, limits.maxConcurrent ? 1 : 0)
+      const state = await this.client.ghQuotaPeek(k.windows, k.leases, k.creditLeases, limits.maxConcurrent ? 1 : 0)
       return rateLimitHeaders(limits, state)
     } catch {
       throw storeUnavailable()
@@ -303,7 +298,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
       if (this.keys.size >= MAX_CACHED_SUBJECTS) this.keys.clear()
       // The braces make the subject the hash tag: one cluster slot for all its keys.
       const base = `${this.prefix}q:{${subject}}:`
-      k = { subject, windows: `${base}w`, leases: `${base}c`, usage: new Map(), lastReserveAt: -Infinity, block: FIRST_BLOCK, credit: null, asking: false }
+      k = { subject, windows: `${base}w`, leases: `${base}c`, creditLeases: `${base}b`, usage: new Map(), lastReserveAt: -Infinity, block: FIRST_BLOCK, credit: null, asking: false }
       this.keys.set(subject, k)
     }
     return k

@@ -4,10 +4,11 @@ import { QUOTA_BATCH_SCRIPT, type Arg } from './redis-commands.js'
 import { RESERVE_REPLY_LENGTH } from './scripts.js'
 import type { QuotaState } from './windows.js'
 
-/** The two keys of one subject (one cluster slot). */
-export interface SubjectKeyPair {
+/** The keys of one subject (one cluster slot): windows hash, leases zset, credit leases zset. */
+export interface SubjectQuotaKeys {
   windows: string
   leases: string
+  creditLeases: string
 }
 
 /** A reserve's limits and amount, as QUOTA_BATCH_LUA reads them. */
@@ -27,18 +28,23 @@ export interface ReserveArgs {
 /** A settlement: the reservation's minute and day numbers, the token correction, its lease. */
 export type SettleArgs = readonly [minuteWindow: number, dayWindow: number, delta: number, leaseId: string]
 
-/** A credit return: its minute and day numbers, requests and tokens it did not use, its leases still free. */
+/**
+ * A credit return: its minute and day numbers, requests and tokens it did not use, its
+ * leases' member of the credit leases zset ('' without maxConcurrent), and the leases its
+ * requests still in flight hold.
+ */
 export interface ReturnArgs {
   minuteWindow: number
   dayWindow: number
   unusedRequests: number
   unusedTokens: number
-  freeLeases: readonly string[]
+  leasesMember: string
+  heldLeases: readonly string[]
 }
 
 /** QUOTA_BATCH_LUA's 'x' operation for `a`. */
 export function returnOp(a: ReturnArgs): Arg[] {
-  return ['x', a.minuteWindow, a.dayWindow, a.unusedRequests, a.unusedTokens, a.freeLeases.length, ...a.freeLeases]
+  return ['x', a.minuteWindow, a.dayWindow, a.unusedRequests, a.unusedTokens, a.leasesMember, a.heldLeases.length, ...a.heldLeases]
 }
 
 interface Waiter {
@@ -49,7 +55,7 @@ interface Waiter {
 }
 
 interface SubjectOps {
-  keys: SubjectKeyPair
+  keys: SubjectQuotaKeys
   argv: Arg[]
   waiters: Waiter[]
 }
@@ -77,7 +83,7 @@ export class QuotaScriptBatcher {
   }
 
   /** Resolves with the QuotaState; rejects when the store did not answer (admit nothing). */
-  reserve(keys: SubjectKeyPair, a: ReserveArgs): Promise<QuotaState> {
+  reserve(keys: SubjectQuotaKeys, a: ReserveArgs): Promise<QuotaState> {
     // A reserve's waiter is always resolved with its state (see call()).
     const op = ['r', a.requestsPerMinute, a.tokensPerMinute, a.tokensPerDay, a.maxConcurrent, a.tokens, a.leaseId, a.block, a.creditLifetimeMs]
     return this.add(keys, true, op) as Promise<QuotaState>
@@ -88,7 +94,7 @@ export class QuotaScriptBatcher {
    * return, `returnOp(...)`): resolves true once applied, false when the store did not
    * answer (the caller retries).
    */
-  apply(keys: SubjectKeyPair, op: Arg[]): Promise<boolean> {
+  apply(keys: SubjectQuotaKeys, op: Arg[]): Promise<boolean> {
     return this.add(keys, false, op).then(
       () => true,
       () => false,
@@ -96,16 +102,16 @@ export class QuotaScriptBatcher {
   }
 
   /** A settlement (see apply). */
-  settle(keys: SubjectKeyPair, a: SettleArgs): Promise<boolean> {
+  settle(keys: SubjectQuotaKeys, a: SettleArgs): Promise<boolean> {
     return this.apply(keys, ['s', ...a])
   }
 
-  private add(keys: SubjectKeyPair, isReserve: boolean, op: Arg[]): Promise<QuotaState | null> {
+  private add(keys: SubjectQuotaKeys, isReserve: boolean, op: Arg[]): Promise<QuotaState | null> {
     let ops = this.gathered.get(keys.windows)
     if (ops === undefined || ops.waiters.length >= MAX_OPS_PER_CALL) {
       // A full call goes out now, before the next one of the same subject: order is kept.
       if (ops !== undefined) this.call(ops)
-      ops = { keys, argv: [keys.windows, keys.leases, this.leaseTtlMs], waiters: [] }
+      ops = { keys, argv: [keys.windows, keys.leases, keys.creditLeases, this.leaseTtlMs], waiters: [] }
       this.gathered.set(keys.windows, ops)
       this.wire.scheduleWrite()
     }
@@ -121,7 +127,7 @@ export class QuotaScriptBatcher {
   }
 
   private call(ops: SubjectOps): void {
-    this.wire.evalsha(QUOTA_BATCH_SCRIPT, 2, ops.argv).then(
+    this.wire.evalsha(QUOTA_BATCH_SCRIPT, 3, ops.argv).then(
       (reply) => {
         const states = reply instanceof RespError ? null : splitStates(reply, ops.waiters)
         if (states === null) {

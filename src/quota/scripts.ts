@@ -6,6 +6,9 @@
 //                                d = UTC day number, td = tokens in it, ce = when the last
 //                                admission credit granted ends (ms, see QUOTA_BATCH_LUA)
 //   {prefix}q:{subject}:c  zset  one member per in-flight request (its lease), scored by expiry
+//   {prefix}q:{subject}:b  zset  one member per admission credit's leases, `{lease id}*{n}` for
+//                                n leases in one, scored by expiry (see QUOTA_BATCH_LUA)
+// Leases in flight = the members of :c plus the n of every member of :b, expired ones left out.
 // The clock is Redis's own TIME, so every gateway replica agrees on the windows whatever its
 // own clock says. The state each script returns is windows.ts's QuotaState.
 
@@ -26,10 +29,22 @@ end
 if tonumber(w[4]) == day then td = tonumber(w[5]) or 0 end
 `
 
-/** Argument counts of one operation in QUOTA_BATCH_LUA's ARGV, its tag included (a credit return adds its free lease ids). */
+// The leases of the admission credits in :b (KEYS[3]): the n of each `{lease id}*{n}` member
+// not yet expired, summed. A few members at most (one per gateway replica with live credit).
+const BLOCK_LEASES = `
+local function blockLeases(key, now)
+  local total = 0
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, '(' .. now, '+inf')) do
+    total = total + (tonumber(string.match(m, '%*(%d+)$')) or 0)
+  end
+  return total
+end
+`
+
+/** Argument counts of one operation in QUOTA_BATCH_LUA's ARGV, its tag included (a credit return adds its held lease ids). */
 export const RESERVE_OP_ARGS = 9
 export const SETTLE_OP_ARGS = 5
-export const RETURN_OP_ARGS = 6
+export const RETURN_OP_ARGS = 7
 
 /** Numbers per reserve in QUOTA_BATCH_LUA's reply (a QuotaState); settlements and returns add none. */
 export const RESERVE_REPLY_LENGTH = 7
@@ -43,18 +58,18 @@ export const CREDIT_MINUTE_MARGIN_MS = 100
 
 /**
  * Every reserve, settle and credit return of one subject gathered in one event-loop turn, in
- * one script call: the windows hash is read once and written once, the lease zset purged and
- * counted once, whatever the number of operations (one call costs Redis about what a single
+ * one script call (KEYS: windows, leases, credit leases): the windows hash is read once and
+ * written once, the leases purged and counted once, whatever the number of operations (one call costs Redis about what a single
  * reserve did). ARGV[1] is the lease TTL in ms, then the operations in the order they were
  * issued, each checked against the state the ones before it left:
  *   'r', requestsPerMinute, tokensPerMinute, tokensPerDay, maxConcurrent (0 = unlimited),
  *        tokens to reserve, lease id, block, credit lifetime ms
  *        Check-and-reserve; a refused request changes nothing (it does not count). With a
  *        block above 1 it first asks for an admission credit: `block` requests, block x
- *        tokens and (with maxConcurrent) `block` leases named `{lease id}.1` to `.{block}`,
- *        granted only while the block is at most 1/CREDIT_HEADROOM of what is left under
- *        every limit (1/CREDIT_DAY_HEADROOM of the day's tokens) and the credit ends inside
- *        the minute; else the request alone is checked, as with block 1. A refusal while a
+ *        tokens and (with maxConcurrent) `block` leases as one member `{lease id}*{block}`
+ *        of KEYS[3] (one ZADD whatever the block), granted only while the block is at most
+ *        1/CREDIT_HEADROOM of what is left under every limit (1/CREDIT_DAY_HEADROOM of the
+ *        day's tokens) and the credit ends inside the minute; else the request alone is checked, as with block 1. A refusal while a
  *        credit may still be out (its end, `ce`, not passed) carries flag 16 and the ms until
  *        it ends: the caller asks again once credits are back, so what others hold unused
  *        never turns a request away for good.
@@ -63,14 +78,17 @@ export const CREDIT_MINUTE_MARGIN_MS = 100
  *        (never below 0); once a window has ended a refund is dropped (that window no longer
  *        limits anything) but an overrun is charged to the current window: tokens are never free.
  *   'x', the credit's minute and day numbers, requests unused, tokens unused (negative: the
- *        credit's requests used more than it held), n, then n lease ids still free
- *        Credit return: like a settlement of what the credit did not use; frees its spare leases.
+ *        credit's requests used more than it held), its leases' member ('' without), n, then
+ *        the n lease ids its requests still in flight hold
+ *        Credit return: like a settlement of what the credit did not use. Its leases' member
+ *        leaves KEYS[3] and the n held leases become members of KEYS[2], each released by its
+ *        own settlement later; if the member had already expired, they are not added.
  * Released leases are removed with one ZREM per run of settlements (before the next reserve
  * that counts leases, or at the end): under load a call is mostly a run of one kind.
  * Returns one flat array: RESERVE_REPLY_LENGTH numbers per reserve, in order: a QuotaState
  * and then the credit granted (its block, 0 for none) or, with flag 16, the ms to wait.
  */
-export const QUOTA_BATCH_LUA = `${NOW}${READ_WINDOWS}
+export const QUOTA_BATCH_LUA = `${NOW}${READ_WINDOWS}${BLOCK_LEASES}
 local tonumber, max, unpack = tonumber, math.max, unpack
 local argv = ARGV
 local n = #argv
@@ -102,9 +120,22 @@ while i <= n do
     local m, d = tonumber(argv[i + 1]), tonumber(argv[i + 2])
     if m == minute then r = max(0, r - tonumber(argv[i + 3])) changed = true end
     correct(m, d, -tonumber(argv[i + 4]))
-    local free = tonumber(argv[i + 5])
-    for j = 1, free do released[#released + 1] = argv[i + 5 + j] end
-    i = i + ${RETURN_OP_ARGS} + free
+    local member, held = argv[i + 5], tonumber(argv[i + 6])
+    local expires = member ~= '' and tonumber(redis.call('ZSCORE', KEYS[3], member))
+    if expires then redis.call('ZREM', KEYS[3], member) end
+    if expires and expires > now then
+      if held > 0 then
+        local z = {}
+        for j = 1, held do
+          z[#z + 1] = now + ttl
+          z[#z + 1] = argv[i + 6 + j]
+        end
+        redis.call('ZADD', KEYS[2], unpack(z))
+        redis.call('PEXPIRE', KEYS[2], ttl)
+      end
+      if inflight then inflight = inflight - tonumber(string.match(member, '%*(%d+)$')) + held end
+    end
+    i = i + ${RETURN_OP_ARGS} + held
   else
     local rpm, tpm, tpd = tonumber(argv[i + 1]), tonumber(argv[i + 2]), tonumber(argv[i + 3])
     local maxc, tokens = tonumber(argv[i + 4]), tonumber(argv[i + 5])
@@ -117,7 +148,8 @@ while i <= n do
       end
       if inflight == nil then
         redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-        inflight = redis.call('ZCARD', KEYS[2])
+        redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+        inflight = redis.call('ZCARD', KEYS[2]) + blockLeases(KEYS[3], now)
       end
     end
     local flags, extra = 0, 0
@@ -133,10 +165,8 @@ while i <= n do
         extra = block
         if now + life > ce then ce = now + life end
         if maxc > 0 then
-          for j = 1, block do
-            added[#added + 1] = now + ttl
-            added[#added + 1] = lease .. '.' .. j
-          end
+          redis.call('ZADD', KEYS[3], now + ttl, lease .. '*' .. block)
+          redis.call('PEXPIRE', KEYS[3], ttl)
           inflight = inflight + block
         end
       end
@@ -179,14 +209,14 @@ end
 return out
 `
 
-/** The numbers a reserve would return, changing nothing. ARGV: 1 to count leases, else 0. */
-export const PEEK_LUA = `${NOW}${READ_WINDOWS}
+/** The numbers a reserve would return, changing nothing. KEYS: windows, leases, credit leases; ARGV: 1 to count leases, else 0. */
+export const PEEK_LUA = `${NOW}${READ_WINDOWS}${BLOCK_LEASES}
 local inflight = 0
-if ARGV[1] == '1' then inflight = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf') end
+if ARGV[1] == '1' then inflight = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf') + blockLeases(KEYS[3], now) end
 return {0, now, r, tm, td, inflight}
 `
 
-/** Extends one lease of a live request. KEYS: the lease zset; ARGV: lease id, TTL in ms. */
+/** Extends one lease of a live request or credit. KEYS: its zset (leases or credit leases); ARGV: lease id, TTL in ms. */
 export const RENEW_LUA = `${NOW}
 redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 import type { Logger } from '../log/index.js'
 import { quotaPipeline, type Arg, type QuotaPipeline, type QuotaCommands } from './redis-commands.js'
-import { returnOp, type QuotaScriptBatcher, type ReturnArgs, type SettleArgs, type SubjectKeyPair } from './script-batch.js'
+import { returnOp, type QuotaScriptBatcher, type ReturnArgs, type SettleArgs, type SubjectQuotaKeys } from './script-batch.js'
 import type { UsageFields } from './usage.js'
 
 /** One command of a settlement, added to whichever pipeline carries it. */
@@ -36,7 +36,7 @@ export const USAGE_FLUSH_MS = 20
 
 /** Lease release and token correction of one request. */
 export interface SettleCall {
-  keys: SubjectKeyPair
+  keys: SubjectQuotaKeys
   args: SettleArgs
 }
 
@@ -91,7 +91,7 @@ export class SettleBatcher {
    * Gives an admission credit's unused part back, in this loop turn's script call of its
    * subject (ahead of the reserve that did not fit in it); retried like a settlement.
    */
-  returnCredit(keys: SubjectKeyPair, args: ReturnArgs, request: Record<string, unknown>): void {
+  returnCredit(keys: SubjectQuotaKeys, args: ReturnArgs, request: Record<string, unknown>): void {
     void this.apply(keys, returnOp(args), request)
   }
 
@@ -100,9 +100,9 @@ export class SettleBatcher {
    * the shared client, retried and logged like the usage counters. Held in `settling` until
    * done, so `flush()` waits for it.
    */
-  private apply(keys: SubjectKeyPair, op: Arg[], request: Record<string, unknown>): Promise<void> {
+  private apply(keys: SubjectQuotaKeys, op: Arg[], request: Record<string, unknown>): Promise<void> {
     const applied = this.scripts.apply(keys, op).then((ok) => {
-      if (!ok) return this.run([(p) => p.ghQuotaBatch(keys.windows, keys.leases, this.leaseTtlMs, ...op)], [request])
+      if (!ok) return this.run([(p) => p.ghQuotaBatch(keys.windows, keys.leases, keys.creditLeases, this.leaseTtlMs, ...op)], [request])
     })
     this.settling.add(applied)
     return applied.then(() => {

@@ -63,7 +63,13 @@ async function burst(subject: string, limits: Limits, turns: number, perTurn: nu
 }
 
 const windows = (subject: string) => admin.hgetall(`${PREFIX}q:{${subject}}:w`)
-const leases = (subject: string) => admin.zcard(`${PREFIX}q:{${subject}}:c`)
+/** Leases counted in Redis: the requests' own plus every live credit's block (`{lease}*{n}` members). */
+async function leases(subject: string): Promise<number> {
+  const now = Date.now()
+  const own = await admin.zcount(`${PREFIX}q:{${subject}}:c`, `(${now}`, '+inf')
+  const blocks = await admin.zrangebyscore(`${PREFIX}q:{${subject}}:b`, `(${now}`, '+inf')
+  return own + blocks.reduce((sum, m) => sum + Number(m.slice(m.lastIndexOf('*') + 1)), 0)
+}
 
 before(async () => {
   redis = await startRedis()

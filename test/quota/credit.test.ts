@@ -9,10 +9,10 @@ const limits = { requestsPerMinute: 1000, maxConcurrent: 50 }
 const granted = [0, 120_000, 10, 400, 400, 4, 4]
 
 function credit(sentAt = 0): AdmissionCredit {
-  return new AdmissionCredit(limits, 4, 400, granted, sentAt, ['l.4', 'l.3', 'l.2', 'l.1'])
+  return new AdmissionCredit(limits, 4, 400, granted, sentAt, 'l', 'l*4')
 }
 
-test('admits while it has requests, tokens and a lease left, under the same limits, before it ends', () => {
+test('admits while it has requests and tokens left, under the same limits, before it ends', () => {
   const c = credit(1000)
   assert.ok(c.fits(limits, 100, 1000, true))
   assert.ok(c.fits({ ...limits }, 100, 1000, true), 'limits compared by value')
@@ -22,8 +22,6 @@ test('admits while it has requests, tokens and a lease left, under the same limi
   c.usedRequests = 4
   assert.ok(!c.fits(limits, 1, 1000, true), 'no request left')
   c.usedRequests = 1
-  c.freeLeases.length = 0
-  assert.ok(!c.fits(limits, 1, 1000, true), 'no lease left')
   assert.ok(c.fits(limits, 1, 1000, false), 'no lease needed')
   c.returned = true
   assert.ok(!c.fits(limits, 1, 1000, false), 'returned')
@@ -33,14 +31,28 @@ test('reports the windows with only what it admitted counted, and returns the re
   const c = credit()
   c.usedRequests = 1
   c.usedTokens = 70
-  c.freeLeases.pop()
+  assert.equal(c.takeLease(), 'l.1')
   assert.deepEqual(c.stateNow(30), [0, 120_030, 7, 70, 70, 1, 0])
   assert.equal(c.minuteWindow, 2)
   assert.equal(c.dayWindow, 0)
-  assert.deepEqual(c.takeReturn(), { minuteWindow: 2, dayWindow: 0, unusedRequests: 3, unusedTokens: 330, freeLeases: ['l.4', 'l.3', 'l.2'] })
-  assert.deepEqual(c.freeLeases, [], 'the spare leases left with the return')
+  assert.deepEqual(c.takeReturn(), { minuteWindow: 2, dayWindow: 0, unusedRequests: 3, unusedTokens: 330, leasesMember: 'l*4', heldLeases: ['l.1'] })
+  assert.deepEqual(c.takeReturn().heldLeases, [], 'the held leases left with the return')
   c.usedTokens = 450
   assert.equal(c.takeReturn().unusedTokens, -50, 'an overrun goes back as a negative refund (charged)')
+})
+
+test('lease ids: one per request in flight, given back ones reused, only held ones leave with the return', () => {
+  const c = credit()
+  const [a, b, d] = [c.takeLease(), c.takeLease(), c.takeLease()]
+  assert.deepEqual([a, b, d], ['l.1', 'l.2', 'l.3'])
+  c.usedRequests = 3
+  assert.deepEqual(c.stateNow(0)[5], 3, 'in flight: the three held (Redis counts the block of 4)')
+  c.putLease(b)
+  c.putLease(b)
+  assert.equal(c.stateNow(0)[5], 2, 'a lease given back twice frees one slot')
+  assert.equal(c.takeLease(), 'l.2', 'reused')
+  c.putLease(a)
+  assert.deepEqual([...c.takeReturn().heldLeases].sort(), ['l.2', 'l.3'])
 })
 
 test('the block doubles when used up and halves when it mostly idled, within bounds', () => {

@@ -5,11 +5,11 @@ import { silentLogger } from '../../src/log/index.js'
 import { createRedisClient } from '../../src/store/index.js'
 import { RespConnection } from '../../src/store/resp-connection.js'
 import { QUOTA_BATCH_SCRIPT } from '../../src/quota/redis-commands.js'
-import { MAX_OPS_PER_CALL, QuotaScriptBatcher, type ReserveArgs, type SubjectKeyPair } from '../../src/quota/script-batch.js'
-import { S_FLAGS, S_IN_FLIGHT, S_NOW, S_REQUESTS, HIT_CONCURRENT, HIT_RPM } from '../../src/quota/windows.js'
+import { MAX_OPS_PER_CALL, QuotaScriptBatcher, type ReserveArgs, type SubjectQuotaKeys } from '../../src/quota/script-batch.js'
+import { S_EXTRA, S_FLAGS, S_IN_FLIGHT, S_NOW, S_REQUESTS, HIT_CONCURRENT, HIT_RPM } from '../../src/quota/windows.js'
 import { freePort } from '../helpers/ports.js'
 import { startRedis, type RedisHandle } from '../helpers/redis.js'
-import { endpointFromUrl, eventually, uniqueSubject } from './quota-helpers.js'
+import { awayFromMinuteEdge, endpointFromUrl, eventually, uniqueSubject } from './quota-helpers.js'
 
 // One quota script call per subject and event-loop turn, against a real redis-server: each
 // operation sees the ones issued before it, and the calls really are gathered.
@@ -25,8 +25,8 @@ async function batcherOn(url: string, wait = true): Promise<QuotaScriptBatcher> 
   return new QuotaScriptBatcher(wire, 30_000)
 }
 
-function keysOf(subject: string): SubjectKeyPair {
-  return { windows: `ghb:q:{${subject}}:w`, leases: `ghb:q:{${subject}}:c` }
+function keysOf(subject: string): SubjectQuotaKeys {
+  return { windows: `ghb:q:{${subject}}:w`, leases: `ghb:q:{${subject}}:c`, creditLeases: `ghb:q:{${subject}}:b` }
 }
 
 const limits = (over: Partial<ReserveArgs>): ReserveArgs => ({
@@ -162,6 +162,35 @@ test('a run of settlements releases its leases with one ZREM; only leases really
   const stats = await admin.info('commandstats')
   assert.equal(/^cmdstat_zrem:calls=(\d+)/m.exec(stats)?.[1], '2', 'one ZREM per run of settlements')
   assert.deepEqual((await admin.zrange(keys.leases, 0, -1)).sort(), ['d', 'e'])
+})
+
+test("a credit's leases: one member for the block, counted as the block; on return the held ones become leases of their own", async () => {
+  const q = await batcherOn(redis.url)
+  const keys = keysOf(uniqueSubject('credit-leases'))
+  const credit = (lease: string) => limits({ maxConcurrent: 1000, leaseId: lease, block: 64, creditLifetimeMs: 250 })
+  // A credit must end inside its minute: none is granted in a minute's last moments.
+  await awayFromMinuteEdge(1000)
+  const granted = await q.reserve(keys, credit('g'))
+  assert.equal(granted[S_EXTRA], 64, 'granted')
+  assert.equal(granted[S_IN_FLIGHT], 64)
+  assert.deepEqual(await admin.zrange(keys.creditLeases, 0, -1), ['g*64'], 'one member, whatever the block')
+  assert.equal(await admin.zcard(keys.leases), 0)
+  const alone = await q.reserve(keys, limits({ maxConcurrent: 1000, leaseId: 'solo' }))
+  assert.equal(alone[S_IN_FLIGHT], 65, 'a later count includes the block')
+  // The credit goes back with two of its leases still held by requests in flight.
+  const m = Math.floor(granted[S_NOW] / 60_000)
+  const d = Math.floor(granted[S_NOW] / 86_400_000)
+  const ret = (member: string, held: string[]) => q.apply(keys, ['x', m, d, 60, 6000, member, held.length, ...held])
+  const [, afterReturn] = await Promise.all([ret('g*64', ['g.1', 'g.2']), q.reserve(keys, limits({ maxConcurrent: 1000, leaseId: 'next' }))])
+  assert.equal(afterReturn[S_IN_FLIGHT], 4, 'solo, g.1, g.2 and next')
+  assert.deepEqual(await admin.zrange(keys.creditLeases, 0, -1), [])
+  assert.deepEqual((await admin.zrange(keys.leases, 0, -1)).sort(), ['g.1', 'g.2', 'next', 'solo'])
+  // A return whose member had already expired (its holder too slow) adds nothing back.
+  await admin.zadd(keys.creditLeases, 1, 'late*8')
+  assert.equal(await ret('late*8', ['late.1']), true)
+  assert.deepEqual((await admin.zrange(keys.leases, 0, -1)).sort(), ['g.1', 'g.2', 'next', 'solo'])
+  const peek = await q.reserve(keys, limits({ maxConcurrent: 1000, leaseId: 'last' }))
+  assert.equal(peek[S_IN_FLIGHT], 5, 'an expired block counts for nothing')
 })
 
 test('no answer: reserves are refused and settlements reported unapplied', async () => {
