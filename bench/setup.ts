@@ -59,3 +59,12 @@ export async function startNodeMin(upstreamUrl: string, cpus: string): Promise<{
   await waitForHttp(`${url}/v1/models`, 10000, false, child)
   return { child, url }
 }
+
+/** The project's own floor for a Node proxy with undici (bench/undici-floor.ts) in front of `upstreamUrl`, pinned to `cpus`. */
+export async function startUndiciFloor(upstreamUrl: string, cpus: string): Promise<{ child: Child; url: string }> {
+  const port = await freePort()
+  const child = startChild(process.execPath, [resolve(import.meta.dirname, 'undici-floor.js'), String(port), upstreamUrl], {}, cpus)
+  const url = `http://127.0.0.1:${port}`
+  await waitForHttp(`${url}/v1/models`, 10000, false, child)
+  return { child, url }
+}
