@@ -24,11 +24,11 @@ let a: QuotaLimiter
 let b: QuotaLimiter
 const PREFIX = 'ghc:'
 
-function limiterOn(): QuotaLimiter {
+function limiterOn(leaseTtlMs?: number): QuotaLimiter {
   const client = createRedisClient(redis.url, silentLogger, 'credit-test')
   clients.push(client)
   const config = { store: { redis: redis.url, dataDir: tmpdir(), keyPrefix: PREFIX } }
-  return createQuotaLimiter({ config, redis: client, log: silentLogger })
+  return createQuotaLimiter({ config, redis: client, log: silentLogger, leaseTtlMs })
 }
 
 async function scriptCalls(): Promise<number> {
@@ -164,6 +164,38 @@ test('maxConcurrent reached while credit is out: exactly L in flight across both
   assert.ok(await eventually(async () => (await leases(subject)) === 200, 3000), `leases ${await leases(subject)}`)
   for (const r of out.admitted) await (r.credit && Math.random() < 0.5 ? a : b).settle(r, { model: 'm', promptTokens: 1, completionTokens: 1 })
   assert.ok(await eventually(async () => (await leases(subject)) === 0, 3000), `leases ${await leases(subject)}`)
+})
+
+test("a credit's leases: held past the lease TTL while their holder lives, lapsing by themselves once it is gone", async () => {
+  await awayFromMinuteEdge(8000)
+  const ttl = 300
+  const live = limiterOn(ttl)
+  const gone = limiterOn(ttl)
+  assert.ok(await eventually(() => live.isReady() && gone.isReady(), 5000))
+  const subject = uniqueSubject('credit-ttl')
+  const limits = { maxConcurrent: 1000 }
+  try {
+    const held = await burst(subject, limits, 3, 8, false, live)
+    assert.ok(held.admitted.some((r) => r.credit !== undefined), 'admitted from credit')
+    assert.equal(held.admitted.length, 24)
+    // Past several TTLs (the credit went back after 250 ms; its held leases are renewed): all still counted.
+    await sleep(ttl * 4)
+    assert.equal(await leases(subject), 24)
+    // A second process takes credit, then stops renewing without settling (closed: its credit goes back).
+    const lost = await burst(subject, limits, 3, 8, false, gone)
+    assert.ok(lost.admitted.some((r) => r.credit !== undefined), 'the second process had credit too')
+    await gone.close()
+    assert.equal(await leases(subject), 48)
+    assert.ok(await eventually(async () => (await leases(subject)) === 24, ttl * 10), `leases ${await leases(subject)}`)
+    for (const r of held.admitted) await live.settle(r, { model: 'm', promptTokens: 1, completionTokens: 1 })
+    assert.ok(await eventually(async () => (await leases(subject)) === 0, 3000), `leases ${await leases(subject)}`)
+    // Nothing held any more: nothing renewed (a returned credit's member is not kept for renewal).
+    await admin.config('RESETSTAT')
+    await sleep(ttl)
+    assert.equal(await scriptCalls(), 0, 'renewals after everything settled')
+  } finally {
+    await live.close()
+  }
 })
 
 test('a subject with one request at a time never asks for credit', async () => {
