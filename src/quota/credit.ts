@@ -9,7 +9,7 @@ export const BUSY_WITHIN_MS = 50
 /** Credit sizes (requests per block): the first, and the bounds it adapts within. */
 export const FIRST_BLOCK = 8
 export const MIN_BLOCK = 4
-export const MAX_BLOCK = 256
+export const MAX_BLOCK = 1024
 
 /**
  * A block of admissions this process reserved in Redis in one call for a busy subject
