@@ -27,8 +27,12 @@ interface SubjectKeys extends SubjectQuotaKeys {
   /** Requests to ask for in its next admission credit. */
   block: number
   credit: AdmissionCredit | null
-  /** A request for credit is on its way: the subject's other reserves meanwhile go alone. */
-  asking: boolean
+  /**
+   * A request for credit is on its way: settles once its answer is handled (the credit, if
+   * granted, already open). The subject's reserves meanwhile wait for it and draw from the
+   * new credit; those it cannot take go on as usual.
+   */
+  asking: Promise<void> | null
 }
 
 /** A refusal while credits may still be out is asked again, at most this many times. */
@@ -104,8 +108,15 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     const at = performance.now()
     const busy = at - k.lastReserveAt < BUSY_WITHIN_MS
     k.lastReserveAt = at
+    if (k.credit === null && k.asking !== null) {
+      // A grant is on its way (sent this turn or earlier): its answer comes no later than
+      // this request's own would.
+      await k.asking
+      if (!this.isReady()) throw storeUnavailable()
+    }
     if (k.credit !== null) {
-      if (k.credit.fits(limits, tokens, at, maxc > 0)) return this.drawFrom(k.credit, input, tokens, at)
+      const now = performance.now()
+      if (k.credit.fits(limits, tokens, now, maxc > 0)) return this.drawFrom(k.credit, input, tokens, now)
       // It cannot take this request: what it did not use goes back ahead of the reserve.
       this.returnCredit(k, k.credit)
     }
@@ -113,11 +124,10 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     let state: QuotaState
     for (let waits = 0; ; waits++) {
       const sentAt = performance.now()
-      const block = busy && waits === 0 && k.credit === null && !k.asking ? k.block : 1
-      if (block > 1) k.asking = true
+      const block = busy && waits === 0 && k.credit === null && k.asking === null ? k.block : 1
       try {
         // Joins this loop turn's script call of the subject, behind its settlements.
-        state = await this.scripts.reserve(k, {
+        const answer = this.scripts.reserve(k, {
           requestsPerMinute: limits.requestsPerMinute ?? 0,
           tokensPerMinute: limits.tokensPerMinute ?? 0,
           tokensPerDay: limits.tokensPerDay ?? 0,
@@ -127,11 +137,15 @@ export class RedisQuotaLimiter implements QuotaLimiter {
           block,
           creditLifetimeMs: CREDIT_LIFETIME_MS,
         })
+        // Registered before this request's own await, so it settles after this request has
+        // opened the credit (promise reactions run in the order they were registered).
+        if (block > 1) k.asking = answer.then(noop, noop)
+        state = await answer
       } catch {
         // No answer, or an error reply (out of memory, a read-only replica): admit nothing.
         throw storeUnavailable()
       } finally {
-        if (block > 1) k.asking = false
+        if (block > 1) k.asking = null
       }
       const flags = state[S_FLAGS]
       if (flags === 0) {
@@ -298,7 +312,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
       if (this.keys.size >= MAX_CACHED_SUBJECTS) this.keys.clear()
       // The braces make the subject the hash tag: one cluster slot for all its keys.
       const base = `${this.prefix}q:{${subject}}:`
-      k = { subject, windows: `${base}w`, leases: `${base}c`, creditLeases: `${base}b`, usage: new Map(), lastReserveAt: -Infinity, block: FIRST_BLOCK, credit: null, asking: false }
+      k = { subject, windows: `${base}w`, leases: `${base}c`, creditLeases: `${base}b`, usage: new Map(), lastReserveAt: -Infinity, block: FIRST_BLOCK, credit: null, asking: null }
       this.keys.set(subject, k)
     }
     return k
@@ -327,6 +341,8 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     }
   }
 }
+
+function noop(): void {}
 
 /** A reservation no window could ever hold: waiting for credit to come back cannot help it. */
 function aloneTooBig(limits: Limits, tokens: number): boolean {

@@ -198,6 +198,22 @@ test("a credit's leases: held past the lease TTL while their holder lives, lapsi
   }
 })
 
+test('requests arriving while a grant is on its way draw from it instead of going to Redis alone', async () => {
+  await awayFromMinuteEdge()
+  const subject = uniqueSubject('waiting')
+  const limits = { requestsPerMinute: 1_000_000, maxConcurrent: 10_000 }
+  const first = await a.reserve({ requestId: 'w0', subject, limits, reservedTokens: 10 })
+  assert.equal(first.credit, undefined, 'a first request goes alone')
+  await admin.config('RESETSTAT')
+  // Back to back (busy): the first of the eight asks for a block of 8, the other seven wait for it.
+  const eight = await Promise.all(Array.from({ length: 8 }, (_, i) => a.reserve({ requestId: `w${i + 1}`, subject, limits, reservedTokens: 10 })))
+  assert.equal(await scriptCalls(), 1)
+  assert.equal(eight.filter((r) => r.credit !== undefined).length, 8, 'all eight admitted from the one credit')
+  assert.equal(new Set(eight.map((r) => r.leaseId)).size, 8, 'each with its own lease')
+  assert.equal((await windows(subject)).r, '9', 'the first request and the block of 8')
+  for (const r of [first, ...eight]) await a.settle(r, { model: 'm', promptTokens: 1, completionTokens: 1 })
+})
+
 test('a subject with one request at a time never asks for credit', async () => {
   const subject = uniqueSubject('calm')
   for (let i = 0; i < 5; i++) {
