@@ -33,6 +33,8 @@ interface SubjectKeys extends SubjectQuotaKeys {
    * new credit; those it cannot take go on as usual.
    */
   asking: Promise<void> | null
+  /** Whether the subject's last answered request for credit got it (near a limit it does not: nobody waits then). */
+  askGranted: boolean
 }
 
 /** A refusal while credits may still be out is asked again, at most this many times. */
@@ -108,7 +110,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     const at = performance.now()
     const busy = at - k.lastReserveAt < BUSY_WITHIN_MS
     k.lastReserveAt = at
-    if (k.credit === null && k.asking !== null) {
+    if (k.credit === null && k.asking !== null && k.askGranted) {
       // A grant is on its way (sent this turn or earlier): its answer comes no later than
       // this request's own would.
       await k.asking
@@ -147,6 +149,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
       } finally {
         if (block > 1) k.asking = null
       }
+      if (block > 1) k.askGranted = state[S_FLAGS] === 0 && grantedBlock(state) > 0
       const flags = state[S_FLAGS]
       if (flags === 0) {
         const granted = grantedBlock(state)
@@ -312,7 +315,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
       if (this.keys.size >= MAX_CACHED_SUBJECTS) this.keys.clear()
       // The braces make the subject the hash tag: one cluster slot for all its keys.
       const base = `${this.prefix}q:{${subject}}:`
-      k = { subject, windows: `${base}w`, leases: `${base}c`, creditLeases: `${base}b`, usage: new Map(), lastReserveAt: -Infinity, block: FIRST_BLOCK, credit: null, asking: null }
+      k = { subject, windows: `${base}w`, leases: `${base}c`, creditLeases: `${base}b`, usage: new Map(), lastReserveAt: -Infinity, block: FIRST_BLOCK, credit: null, asking: null, askGranted: true }
       this.keys.set(subject, k)
     }
     return k

@@ -214,6 +214,27 @@ test('requests arriving while a grant is on its way draw from it instead of goin
   for (const r of [first, ...eight]) await a.settle(r, { model: 'm', promptTokens: 1, completionTokens: 1 })
 })
 
+test('near a limit, where no credit is granted, parallel requests are not made to wait for each other', async () => {
+  await awayFromMinuteEdge()
+  const subject = uniqueSubject('no-grant')
+  // 1,000 per minute: a block of 8 would be more than 1/9 of what is left once 930 are used.
+  const limits = { requestsPerMinute: 1000 }
+  await burst(subject, limits, 1, 930, true, a)
+  await sleep(300) // any credit of that burst went back
+  const first = await a.reserve({ requestId: 'n0', subject, limits, reservedTokens: 1 })
+  assert.equal(first.credit, undefined)
+  await admin.config('RESETSTAT')
+  // The first of ten asks for credit and is checked alone; the nine waiting for its answer then go together.
+  const ten = await Promise.all(Array.from({ length: 10 }, (_, i) => a.reserve({ requestId: `n${i + 1}`, subject, limits, reservedTokens: 1 })))
+  assert.ok(ten.every((r) => r.credit === undefined), 'no credit this close to the limit')
+  assert.ok((await scriptCalls()) <= 2, `script calls ${await scriptCalls()} (one per request if each waited for the one before)`)
+  // Once an ask went unanswered, nobody waits: ten more in one call.
+  await admin.config('RESETSTAT')
+  await Promise.all(Array.from({ length: 10 }, (_, i) => a.reserve({ requestId: `m${i}`, subject, limits, reservedTokens: 1 })))
+  assert.equal(await scriptCalls(), 1)
+  assert.equal((await windows(subject)).r, '951', 'exact count')
+})
+
 test('a subject with one request at a time never asks for credit', async () => {
   const subject = uniqueSubject('calm')
   for (let i = 0; i < 5; i++) {
