@@ -51,6 +51,8 @@ test('lease ids: one per request in flight, given back ones reused, only held on
   c.putLease(b)
   assert.equal(c.stateNow(0)[5], 2, 'a lease given back twice frees one slot')
   assert.equal(c.takeLease(), 'l.2', 'reused')
+  assert.equal(c.takeLease(), 'l.4', 'given back twice, reused once: the next one is new')
+  c.putLease('l.4')
   c.putLease(a)
   assert.deepEqual([...c.takeReturn().heldLeases].sort(), ['l.2', 'l.3'])
 })
