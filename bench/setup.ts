@@ -53,17 +53,18 @@ export async function createBenchKey(gatewayUrl: string): Promise<string> {
 export async function startNodeMin(upstreamUrl: string, cpus: string): Promise<{ child: Child; url: string } | null> {
   const script = resolve(ROOT, '..', 'shared', 'peer-bench', 'node-proxy.mjs')
   if (!existsSync(script)) return null
-  const port = await freePort()
-  const child = startChild(process.execPath, [script, '--port', String(port), '--upstream', upstreamUrl], {}, cpus)
-  const url = `http://127.0.0.1:${port}`
-  await waitForHttp(`${url}/v1/models`, 10000, false, child)
-  return { child, url }
+  return startProxy((port) => [script, '--port', String(port), '--upstream', upstreamUrl], cpus)
 }
 
 /** The project's own floor for a Node proxy with undici (bench/undici-floor.ts) in front of `upstreamUrl`, pinned to `cpus`. */
-export async function startUndiciFloor(upstreamUrl: string, cpus: string): Promise<{ child: Child; url: string }> {
+export function startUndiciFloor(upstreamUrl: string, cpus: string): Promise<{ child: Child; url: string }> {
+  return startProxy((port) => [resolve(import.meta.dirname, 'undici-floor.js'), String(port), upstreamUrl], cpus)
+}
+
+/** A Node proxy script on a free port (`args` of that port), pinned to `cpus`, once it answers. */
+async function startProxy(args: (port: number) => string[], cpus: string): Promise<{ child: Child; url: string }> {
   const port = await freePort()
-  const child = startChild(process.execPath, [resolve(import.meta.dirname, 'undici-floor.js'), String(port), upstreamUrl], {}, cpus)
+  const child = startChild(process.execPath, args(port), {}, cpus)
   const url = `http://127.0.0.1:${port}`
   await waitForHttp(`${url}/v1/models`, 10000, false, child)
   return { child, url }

@@ -29,13 +29,17 @@ end
 if tonumber(w[4]) == day then td = tonumber(w[5]) or 0 end
 `
 
-// The leases of the admission credits in :b (KEYS[3]): the n of each `{lease id}*{n}` member
-// not yet expired, summed. A few members at most (one per gateway replica with live credit).
+// The leases of the admission credits in :b (KEYS[3]): the n of a `{lease id}*{n}` member,
+// and the n of every member not yet expired, summed. A few members at most (one per gateway
+// replica with live credit).
 const BLOCK_LEASES = `
+local function blockSize(member)
+  return tonumber(string.match(member, '%*(%d+)$')) or 0
+end
 local function blockLeases(key, now)
   local total = 0
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, '(' .. now, '+inf')) do
-    total = total + (tonumber(string.match(m, '%*(%d+)$')) or 0)
+    total = total + blockSize(m)
   end
   return total
 end
@@ -59,9 +63,10 @@ export const CREDIT_MINUTE_MARGIN_MS = 100
 /**
  * Every reserve, settle and credit return of one subject gathered in one event-loop turn, in
  * one script call (KEYS: windows, leases, credit leases): the windows hash is read once and
- * written once, the leases purged and counted once, whatever the number of operations (one call costs Redis about what a single
- * reserve did). ARGV[1] is the lease TTL in ms, then the operations in the order they were
- * issued, each checked against the state the ones before it left:
+ * written once, the leases purged and counted once, whatever the number of operations (one
+ * call costs Redis about what a single reserve did). ARGV[1] is the lease TTL in ms, then
+ * the operations in the order they were issued, each checked against the state the ones
+ * before it left:
  *   'r', requestsPerMinute, tokensPerMinute, tokensPerDay, maxConcurrent (0 = unlimited),
  *        tokens to reserve, lease id, block, credit lifetime ms
  *        Check-and-reserve; a refused request changes nothing (it does not count). With a
@@ -69,10 +74,11 @@ export const CREDIT_MINUTE_MARGIN_MS = 100
  *        tokens and (with maxConcurrent) `block` leases as one member `{lease id}*{block}`
  *        of KEYS[3] (one ZADD whatever the block), granted only while the block is at most
  *        1/CREDIT_HEADROOM of what is left under every limit (1/CREDIT_DAY_HEADROOM of the
- *        day's tokens) and the credit ends inside the minute; else the request alone is checked, as with block 1. A refusal while a
- *        credit may still be out (its end, `ce`, not passed) carries flag 16 and the ms until
- *        it ends: the caller asks again once credits are back, so what others hold unused
- *        never turns a request away for good.
+ *        day's tokens) and the credit ends inside the minute; else the request alone is
+ *        checked, as with block 1. A refusal while a credit may still be out (its end,
+ *        `ce`, not passed) carries flag 16 and the ms until it ends: the caller asks again
+ *        once credits are back, so what others hold unused never turns a request away for
+ *        good.
  *   's', the reservation's minute and day numbers, tokens actual - reserved, lease id ('' if none)
  *        Settlement: releases the lease; a window that is still current is corrected in place
  *        (never below 0); once a window has ended a refund is dropped (that window no longer
@@ -133,7 +139,7 @@ while i <= n do
         redis.call('ZADD', KEYS[2], unpack(z))
         redis.call('PEXPIRE', KEYS[2], ttl)
       end
-      if inflight then inflight = inflight - tonumber(string.match(member, '%*(%d+)$')) + held end
+      if inflight then inflight = inflight - blockSize(member) + held end
     end
     i = i + ${RETURN_OP_ARGS} + held
   else
