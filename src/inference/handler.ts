@@ -13,6 +13,7 @@ import { completionBudget, parseInferenceBody, upstreamBody } from './request-bo
 import { clientHeaders, relayJson, relayStream } from './respond.js'
 import type { InferenceRoute } from './routes.js'
 import { affinityKeyFor } from './affinity.js'
+import { atTurnEnd } from '../http/turn-end.js'
 
 export interface InferenceDeps {
   config: Config
@@ -91,8 +92,16 @@ export function createInferenceHandler(deps: InferenceDeps, route: InferenceRout
       const replyHeaders = clientHeaders(state, reply.contentType)
       const bytes = reply.body
       replyHeaders['content-length'] = String(typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.length)
-      out.writeHead(reply.status, replyHeaders)
-      out.end(bytes)
+      // Written with the turn's other replies (see atTurnEnd).
+      atTurnEnd(() => {
+        try {
+          out.writeHead(reply.status, replyHeaders)
+          out.end(bytes)
+        } catch {
+          // A header node refuses (nothing the gateway builds): the client sees the connection cut.
+          out.destroy()
+        }
+      })
     } finally {
       out.off('close', onClientGone)
       span.end()

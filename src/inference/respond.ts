@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http'
 import type { RequestState } from '../http/context.js'
 import { ReplicaRejected, UpstreamError, UpstreamTimeout, errorJson } from '../errors/index.js'
 import { SseRelay } from '../upstream/sse.js'
+import { atTurnEnd } from '../http/turn-end.js'
 import { usageFrom } from '../upstream/usage.js'
 import type { Exchange } from '../upstream/exchange.js'
 import type { UpstreamCall } from '../upstream/proxy.js'
@@ -188,52 +189,64 @@ export function relayStream(
         out.once('drain', onDrain)
       }
     }
-    // The chunks of one socket read (a replica that writes an event per token sends dozens
-    // per read) are relayed together once the read is handled: one scan, one timer refresh,
-    // one write to the client instead of one each.
+    // What the replica sent during one turn of the event loop (a replica that writes an event
+    // per token sends dozens per read) is relayed at the turn's end, with the other replies
+    // (see atTurnEnd): one scan, one timer refresh, one write to the client instead of one
+    // each, and the end of the stream with its last events.
     let gathered: Buffer[] = []
     let flushQueued = false
+    let upstreamEnded = false
     const relayGathered = () => {
       flushQueued = false
-      if (finished || gathered.length === 0) return
-      const chunk = gathered.length === 1 ? gathered[0] : Buffer.concat(gathered)
-      gathered = []
-      if (receivedAny) {
-        timer.refresh()
+      if (finished) return
+      if (gathered.length > 0) {
+        const chunk = gathered.length === 1 ? gathered[0] : Buffer.concat(gathered)
+        gathered = []
+        if (receivedAny) {
+          timer.refresh()
+        } else {
+          receivedAny = true
+          clearTimeout(timer)
+          timer = setTimeout(onTimeout, timeouts.idleMs)
+        }
+        send(relay.push(chunk))
+        if (relay.overflow) {
+          cut(new UpstreamError('the replica sent an event larger than the gateway accepts', { reason: 'event_too_large' }))
+          return
+        }
+      }
+      if (upstreamEnded) complete()
+    }
+    const queueRelay = () => {
+      if (flushQueued) return
+      flushQueued = true
+      atTurnEnd(relayGathered)
+    }
+    /** The replica ended its reply: close the client's stream, as complete or as cut. */
+    const complete = () => {
+      send(relay.finish())
+      if (!started) start()
+      if (relay.complete) {
+        out.end()
+        finish(null)
       } else {
-        receivedAny = true
-        clearTimeout(timer)
-        timer = setTimeout(onTimeout, timeouts.idleMs)
+        // Ended without [DONE] or usage: tell the client the reply is cut, in a form it parses.
+        const err = new UpstreamError('the replica ended the stream before the reply was complete', { reason: 'truncated' })
+        out.end(`data: ${errorJson(err)}\n\n`)
+        finish('truncated')
       }
-      send(relay.push(chunk))
-      if (relay.overflow) {
-        cut(new UpstreamError('the replica sent an event larger than the gateway accepts', { reason: 'event_too_large' }))
-      }
+      resolve()
     }
     upstream.read({
       data(chunk) {
         if (finished) return
         gathered.push(chunk)
-        if (!flushQueued) {
-          flushQueued = true
-          queueMicrotask(relayGathered)
-        }
+        queueRelay()
       },
       end() {
-        relayGathered()
         if (finished) return
-        send(relay.finish())
-        if (!started) start()
-        if (relay.complete) {
-          out.end()
-          finish(null)
-        } else {
-          // Ended without [DONE] or usage: tell the client the reply is cut, in a form it parses.
-          const err = new UpstreamError('the replica ended the stream before the reply was complete', { reason: 'truncated' })
-          out.end(`data: ${errorJson(err)}\n\n`)
-          finish('truncated')
-        }
-        resolve()
+        upstreamEnded = true
+        queueRelay()
       },
       error() {
         // What arrived before the failure is still the client's.

@@ -1,0 +1,55 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServer, connect, type Socket } from 'node:net'
+import { once } from 'node:events'
+import { atTurnEnd } from '../../src/http/turn-end.js'
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+test("tasks run after the turn's microtasks, together and in order; one queued by a task runs on the next turn", async () => {
+  const ran: string[] = []
+  atTurnEnd(() => {
+    ran.push('a')
+    atTurnEnd(() => ran.push('c'))
+  })
+  atTurnEnd(() => ran.push('b'))
+  await Promise.resolve()
+  assert.deepEqual(ran, [], 'a task ran before the turn ended')
+  await nextTurn()
+  assert.deepEqual(ran, ['a', 'b'])
+  await nextTurn()
+  assert.deepEqual(ran, ['a', 'b', 'c'])
+})
+
+test('a task queued while one socket is read runs after every socket that was ready in that turn was read', async (t) => {
+  // Two connections get data in the same instant (loopback delivers it during the write), so
+  // one poll of the event loop finds both readable: what the gateway sees when two replicas
+  // answer at once. The reply to the first must wait until the second has been read.
+  const events: string[] = []
+  const accepted: Socket[] = []
+  const server = createServer((s) => {
+    accepted.push(s)
+    s.on('data', (d: Buffer) => {
+      const name = d.toString()
+      events.push(`read ${name}`)
+      atTurnEnd(() => events.push(`reply ${name}`))
+    })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  const clients = [connect(port, '127.0.0.1'), connect(port, '127.0.0.1')]
+  t.after(() => {
+    for (const c of clients) c.destroy()
+    for (const s of accepted) s.destroy()
+    server.close()
+  })
+  await Promise.all(clients.map((c) => once(c, 'connect')))
+  while (accepted.length < 2) await nextTurn()
+  clients[0].write('x')
+  clients[1].write('y')
+  while (events.length < 4) await nextTurn()
+  const reads = events.slice(0, 2)
+  assert.deepEqual([...reads].sort(), ['read x', 'read y'], `a reply went out before both sockets were read: ${events.join(', ')}`)
+  assert.deepEqual(events.slice(2), reads.map((r) => r.replace('read', 'reply')))
+})
