@@ -4,6 +4,7 @@ import { GatehouseError, errorJson, internalErrorBody } from '../errors/index.js
 import { ClientGone } from '../upstream/proxy.js'
 import type { Logger } from '../log/index.js'
 import type { GatewayEnv, RequestState } from './context.js'
+import { replyAtTurnEnd } from './turn-end.js'
 
 /** What the client is told about an error: status, headers and body (OpenAI's shape). */
 export interface ErrorReply {
@@ -55,7 +56,7 @@ export function createErrorHandler(log: Logger) {
   }
 }
 
-/** Writes an error straight to a node response; one already under way is cut instead. */
+/** Writes an error to a node response (at the turn's end); one already under way is cut instead. */
 export function sendErrorReply(err: unknown, state: RequestState, out: ServerResponse, log: Logger): void {
   const reply = errorReply(err instanceof Error ? err : new Error(String(err)), state, log)
   if (out.headersSent) {
@@ -64,6 +65,6 @@ export function sendErrorReply(err: unknown, state: RequestState, out: ServerRes
   }
   if (out.destroyed || reply.status === 499) return
   reply.headers['content-length'] = String(Buffer.byteLength(reply.body))
-  out.writeHead(reply.status, reply.headers)
-  out.end(reply.body)
+  // With the turn's other replies: a flood of refused requests costs as little as it can.
+  replyAtTurnEnd(out, reply.status, reply.headers, reply.body)
 }

@@ -1,3 +1,5 @@
+import type { ServerResponse } from 'node:http'
+
 /**
  * Runs tasks once the event loop's current turn has handled every socket that was ready
  * (setImmediate's check phase), all in one go.
@@ -26,4 +28,18 @@ export function atTurnEnd(task: () => void): void {
     scheduled = true
     setImmediate(runDue)
   }
+}
+
+/** A whole reply (status, headers, body), written with the turn's other replies. */
+export function replyAtTurnEnd(out: ServerResponse, status: number, headers: Record<string, string>, body: Buffer | string): void {
+  atTurnEnd(() => {
+    if (out.destroyed) return
+    try {
+      out.writeHead(status, headers)
+      out.end(body)
+    } catch {
+      // A header node refuses (nothing the gateway builds): the client sees the connection cut.
+      out.destroy()
+    }
+  })
 }

@@ -13,7 +13,7 @@ import { completionBudget, parseInferenceBody, upstreamBody } from './request-bo
 import { clientHeaders, relayJson, relayStream } from './respond.js'
 import type { InferenceRoute } from './routes.js'
 import { affinityKeyFor } from './affinity.js'
-import { atTurnEnd } from '../http/turn-end.js'
+import { replyAtTurnEnd } from '../http/turn-end.js'
 
 export interface InferenceDeps {
   config: Config
@@ -87,21 +87,12 @@ export function createInferenceHandler(deps: InferenceDeps, route: InferenceRout
       const reply = await relayJson(call, state, target, includePrompts)
       state.status = reply.status
       span.setAttributes({ status: reply.status })
-      // Written straight to the socket: building a web Response only to convert it back
-      // costs more than the rest of the proxying.
+      // Written straight to the socket (building a web Response only to convert it back
+      // costs more than the rest of the proxying), with the turn's other replies.
       const replyHeaders = clientHeaders(state, reply.contentType)
       const bytes = reply.body
       replyHeaders['content-length'] = String(typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.length)
-      // Written with the turn's other replies (see atTurnEnd).
-      atTurnEnd(() => {
-        try {
-          out.writeHead(reply.status, replyHeaders)
-          out.end(bytes)
-        } catch {
-          // A header node refuses (nothing the gateway builds): the client sees the connection cut.
-          out.destroy()
-        }
-      })
+      replyAtTurnEnd(out, reply.status, replyHeaders, bytes)
     } finally {
       out.off('close', onClientGone)
       span.end()

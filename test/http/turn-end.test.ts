@@ -2,7 +2,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, connect, type Socket } from 'node:net'
 import { once } from 'node:events'
-import { atTurnEnd } from '../../src/http/turn-end.js'
+import { createServer as createHttpServer, type ServerResponse } from 'node:http'
+import { atTurnEnd, replyAtTurnEnd } from '../../src/http/turn-end.js'
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
@@ -52,4 +53,25 @@ test('a task queued while one socket is read runs after every socket that was re
   const reads = events.slice(0, 2)
   assert.deepEqual([...reads].sort(), ['read x', 'read y'], `a reply went out before both sockets were read: ${events.join(', ')}`)
   assert.deepEqual(events.slice(2), reads.map((r) => r.replace('read', 'reply')))
+})
+
+test('a reply sent at the turn\'s end arrives whole; one node refuses cuts only its own connection', async (t) => {
+  const server = createHttpServer((req, res: ServerResponse) => {
+    if (req.url === '/bad') replyAtTurnEnd(res, 200, { 'x-bad': 'a\nb' }, 'never')
+    else replyAtTurnEnd(res, 201, { 'content-type': 'text/plain', 'x-test': 'yes' }, 'hello')
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.after(() => server.close())
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+  const [good, bad, again] = await Promise.allSettled([fetch(`${base}/good`), fetch(`${base}/bad`), fetch(`${base}/again`)])
+  assert.equal(good.status, 'fulfilled')
+  assert.equal(again.status, 'fulfilled')
+  assert.equal(bad.status, 'rejected', 'a reply with an invalid header must not be sent')
+  for (const r of [good, again]) {
+    if (r.status !== 'fulfilled') continue
+    assert.equal(r.value.status, 201)
+    assert.equal(r.value.headers.get('x-test'), 'yes')
+    assert.equal(await r.value.text(), 'hello')
+  }
 })
