@@ -6,6 +6,7 @@ import type { QuotaLimiter } from '../quota/types.js'
 import type { GatewayEnv, RequestState } from '../http/context.js'
 import type { ModelCatalog } from './models.js'
 import type { Metrics } from '../metrics/index.js'
+import { isoTimestamp } from '../audit/timestamp.js'
 
 /** The recorders the request path uses (from the metrics module). */
 export type RequestMetrics = Pick<Metrics, 'requests' | 'duration' | 'ttft' | 'tokens' | 'rateLimited' | 'authFailure'>
@@ -23,7 +24,7 @@ export function requestAuditEvent(state: RequestState, incoming: IncomingMessage
   const p = state.principal
   const ua = incoming.headers['user-agent']
   const event: AuditEvent = {
-    ts: new Date().toISOString(),
+    ts: isoTimestamp(Date.now()),
     type: 'request',
     requestId: state.requestId,
     subject: p ? p.subject : null,
