@@ -19,7 +19,14 @@ function runDue(): void {
   scheduled = false
   const tasks = due
   due = []
-  for (let i = 0; i < tasks.length; i++) tasks[i]()
+  let i = 0
+  try {
+    for (; i < tasks.length; i++) tasks[i]()
+  } finally {
+    // A task that threw (a bug: tasks catch what they expect) does not take the replies
+    // queued after it down with it: they run on the next turn.
+    for (let j = i + 1; j < tasks.length; j++) atTurnEnd(tasks[j])
+  }
 }
 
 export function atTurnEnd(task: () => void): void {

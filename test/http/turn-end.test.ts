@@ -22,6 +22,28 @@ test("tasks run after the turn's microtasks, together and in order; one queued b
   assert.deepEqual(ran, ['a', 'b', 'c'])
 })
 
+test('a task that throws does not keep the ones queued after it from running', async (t) => {
+  const ran: string[] = []
+  const thrown: unknown[] = []
+  // The error reaches the process as any uncaught one would; here it is caught to look at it.
+  const listeners = process.listeners('uncaughtException')
+  process.removeAllListeners('uncaughtException')
+  process.on('uncaughtException', (err) => thrown.push(err))
+  t.after(() => {
+    process.removeAllListeners('uncaughtException')
+    for (const l of listeners) process.on('uncaughtException', l)
+  })
+  atTurnEnd(() => ran.push('a'))
+  atTurnEnd(() => {
+    throw new Error('a bug')
+  })
+  atTurnEnd(() => ran.push('c'))
+  atTurnEnd(() => ran.push('d'))
+  for (let turns = 0; turns < 100 && ran.length < 3; turns++) await nextTurn()
+  assert.deepEqual(ran, ['a', 'c', 'd'])
+  assert.equal((thrown[0] as Error).message, 'a bug')
+})
+
 test('a task queued while one socket is read runs after every socket that was ready in that turn was read', async (t) => {
   // Two connections get data in the same instant (loopback delivers it during the write), so
   // one poll of the event loop finds both readable: what the gateway sees when two replicas
@@ -46,10 +68,10 @@ test('a task queued while one socket is read runs after every socket that was re
     server.close()
   })
   await Promise.all(clients.map((c) => once(c, 'connect')))
-  while (accepted.length < 2) await nextTurn()
+  for (let turns = 0; turns < 100_000 && accepted.length < 2; turns++) await nextTurn()
   clients[0].write('x')
   clients[1].write('y')
-  while (events.length < 4) await nextTurn()
+  for (let turns = 0; turns < 100_000 && events.length < 4; turns++) await nextTurn()
   const reads = events.slice(0, 2)
   assert.deepEqual([...reads].sort(), ['read x', 'read y'], `a reply went out before both sockets were read: ${events.join(', ')}`)
   assert.deepEqual(events.slice(2), reads.map((r) => r.replace('read', 'reply')))
