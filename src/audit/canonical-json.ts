@@ -57,21 +57,27 @@ export function canonicalJsonWith(record: object, extra: Readonly<Record<string,
 export function encodeRecordWith(record: object, extra: Readonly<Record<string, unknown>>): { canonical: string; members: string } {
   const own = record as Record<string, unknown>
   const plan = planFor(Object.keys(own), Object.keys(extra))
-  const values: (string | undefined)[] = new Array(plan.ownKeys.length)
+  // Each own member's `"name":value` text, made once for both texts.
+  const pieces: (string | undefined)[] = new Array(plan.ownKeys.length)
   let members = ''
   for (const m of plan.shown) {
     const v = encode(own[plan.ownKeys[m.own]], false)
-    values[m.own] = v
     if (v === undefined) continue
-    if (members !== '') members += ','
-    members += m.name + v
+    const piece = m.name + v
+    pieces[m.own] = piece
+    members = members === '' ? piece : `${members},${piece}`
   }
   let canonical = '{'
   for (const m of plan.sorted) {
-    const v = m.own < 0 ? encode(extra[m.key], false) : values[m.own]
-    if (v === undefined) continue
-    if (canonical.length > 1) canonical += ','
-    canonical += m.name + v
+    let piece: string | undefined
+    if (m.own >= 0) {
+      piece = pieces[m.own]
+    } else {
+      const v = encode(extra[m.key], false)
+      piece = v === undefined ? undefined : m.name + v
+    }
+    if (piece === undefined) continue
+    canonical = canonical.length > 1 ? `${canonical},${piece}` : canonical + piece
   }
   return { canonical: `${canonical}}`, members }
 }
@@ -82,7 +88,7 @@ function encode(value: unknown, inArray: boolean): string | undefined {
   }
   switch (typeof value) {
     case 'string':
-      return JSON.stringify(value)
+      return jsonString(value)
     case 'number':
       // What JSON.stringify gives, without the call.
       return Number.isFinite(value) ? String(value) : 'null'
@@ -99,6 +105,15 @@ function encode(value: unknown, inArray: boolean): string | undefined {
   if (Array.isArray(value)) return `[${value.map((v) => encode(v, true)).join(',')}]`
   const obj = value as Record<string, unknown>
   return members(Object.keys(obj).sort(), (k) => obj[k])
+}
+
+// A string with nothing to escape (no quote, backslash, control character or surrogate) is
+// its JSON text in quotes: most audit values (ids, names, timestamps), for a fraction of what
+// JSON.stringify costs per call.
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/
+
+function jsonString(value: string): string {
+  return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`
 }
 
 function members(sortedKeys: readonly string[], get: (key: string) => unknown): string {
