@@ -8,9 +8,9 @@ import type { ServerResponse } from 'node:http'
  * another core is the costliest thing a reply does (an interrupt to that core; in a VM, an
  * exit to the host). Replies written one by one while the turn handles one replica's answer
  * after another wake the client once each; written together at the turn's end, the first
- * wakes it and the rest find it awake. On `npm run bench:cpu` that is about a sixth of the
- * gateway's CPU per request. A reply waits at most for the rest of its turn (nothing when
- * only one socket was ready, as at low load).
+ * wakes it and the rest find it awake. On `npm run bench:cpu` that is a fifth to a quarter
+ * of the gateway's CPU per request. A reply waits at most for the rest of its turn (nothing
+ * when only one socket was ready, as at low load).
  */
 let due: (() => void)[] = []
 let scheduled = false
