@@ -149,10 +149,10 @@ export class RedisQuotaLimiter implements QuotaLimiter {
       } finally {
         if (block > 1) k.asking = null
       }
-      if (block > 1) k.askGranted = state[S_FLAGS] === 0 && grantedBlock(state) > 0
       const flags = state[S_FLAGS]
+      const granted = flags === 0 ? grantedBlock(state) : 0
+      if (block > 1) k.askGranted = granted > 0
       if (flags === 0) {
-        const granted = grantedBlock(state)
         if (granted > 0) return this.openCredit(k, input, tokens, state, leaseId, granted, sentAt)
         break
       }
