@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from '../log/index.js'
-import { newRequestState } from '../http/context.js'
+import { newRequestState, type RequestState } from '../http/context.js'
 import { requestIdFrom } from '../http/request-id.js'
 import { authenticateRequest, type AuthenticationDeps } from '../http/authenticate.js'
 import { sendErrorReply } from '../http/errors.js'
+import { atTurnEnd } from '../http/turn-end.js'
 import { finishRequest, type RecorderDeps } from './recorder.js'
 import type { InferenceHandler } from './handler.js'
 import type { InferenceRoute } from './routes.js'
@@ -52,11 +53,20 @@ async function serveInference(
   } catch (err) {
     sendErrorReply(err, state, out, deps.log)
   } finally {
-    if (state.status === 0) state.status = out.statusCode
-    try {
-      finishRequest(deps.recorder, state, incoming)
-    } catch (err) {
-      deps.log.error('recording a finished request failed', { requestId: state.requestId, error: String(err) })
-    }
+    // A whole reply (or an error) waits in the turn-end queue: the bookkeeping goes after it,
+    // in the same batch, so the client reads its reply while the gateway settles, audits and
+    // measures, and no later request of this turn's reads is served before it. A stream was
+    // ended by the relay already: its bookkeeping runs now.
+    if (out.writableEnded) recordFinished(deps, state, incoming, out)
+    else atTurnEnd(() => recordFinished(deps, state, incoming, out))
+  }
+}
+
+function recordFinished(deps: PipelineDeps, state: RequestState, incoming: IncomingMessage, out: ServerResponse): void {
+  if (state.status === 0) state.status = out.statusCode
+  try {
+    finishRequest(deps.recorder, state, incoming)
+  } catch (err) {
+    deps.log.error('recording a finished request failed', { requestId: state.requestId, error: String(err) })
   }
 }
