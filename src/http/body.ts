@@ -11,7 +11,10 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
   if (declared !== undefined && Number(declared) > maxBytes) {
     return Promise.reject(tooLarge(maxBytes))
   }
-  if (req.complete) {
+  // Whole already: node marks a request complete only in a later callback than the one that
+  // hands over its body, so a body that has all the bytes its Content-Length declares is
+  // whole too (node refuses a request with both Content-Length and chunked encoding).
+  if (req.complete || (declared !== undefined && req.readableLength === Number(declared))) {
     try {
       return Promise.resolve(takeBuffered(req, maxBytes))
     } catch (err) {
@@ -59,6 +62,8 @@ const EMPTY = Buffer.alloc(0)
  * The body of a request whose last byte has already arrived (a small one comes in the same
  * packet as its headers, and node has parsed it by the time the gateway asks): taken from the
  * stream's buffer in one read, without the four listeners the general path adds and removes.
+ * Its 'end' may then never be emitted; nothing waits for it (node's server goes on to the
+ * next request on the connection once the reply is sent).
  */
 function takeBuffered(req: IncomingMessage, maxBytes: number): Buffer {
   if (req.readableLength > maxBytes) {

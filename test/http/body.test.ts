@@ -30,9 +30,10 @@ async function bodyServer(t: { after: (fn: () => void) => void }, whenToRead: (r
     server.close()
   })
   const { port } = server.address() as { port: number }
-  /** Sends `parts` one after the other (chunked when there are several), each after a turn. */
-  const send = async (parts: string[]): Promise<{ status: number; text: string }> => {
-    const req = request({ port, host: '127.0.0.1', method: 'POST', agent, headers: parts.length === 1 ? { 'content-length': Buffer.byteLength(parts[0]) } : {} })
+  /** Sends `parts` one after the other (chunked unless their length is declared), 20 ms apart. */
+  const send = async (parts: string[], declareLength = parts.length === 1): Promise<{ status: number; text: string }> => {
+    const length = Buffer.byteLength(parts.join(''))
+    const req = request({ port, host: '127.0.0.1', method: 'POST', agent, headers: declareLength ? { 'content-length': length } : {} })
     for (const [i, p] of parts.entries()) {
       req.write(p)
       if (i < parts.length - 1) await new Promise((r) => setTimeout(r, 20))
@@ -71,4 +72,25 @@ test('a body over the limit is refused whether it is whole or still arriving (no
   const arriving = await bodyServer(t, async () => {})
   assert.deepEqual(await arriving.send([big.slice(0, 10), big.slice(10)]), { status: 413, text: 'too large' })
   assert.deepEqual(await arriving.send(['x'.repeat(LIMIT)]), { status: 200, text: `ok ${'x'.repeat(LIMIT)}` })
+})
+
+// Node hands over a small body and marks its request complete in two separate callbacks, with
+// the gateway's awaits in between: a body is whole once its declared length has arrived.
+const untilDeclaredLengthArrived = async (req: IncomingMessage) => {
+  const declared = Number(req.headers['content-length'])
+  for (let hops = 0; hops < 1000 && req.readableLength < declared; hops++) await Promise.resolve()
+}
+
+test('a body whose declared length has all arrived is whole before node marks the request complete', async (t) => {
+  const { send, seen } = await bodyServer(t, untilDeclaredLengthArrived)
+  assert.deepEqual(await send(['{"model":"m","messages":[]}']), { status: 200, text: 'ok {"model":"m","messages":[]}' })
+  assert.deepEqual(await send(['next']), { status: 200, text: 'ok next' })
+  assert.deepEqual(await send(['x'.repeat(LIMIT + 1)]), { status: 413, text: 'too large' })
+  assert.equal(seen[0].complete, false, 'the test meant to read before node marked the request complete')
+})
+
+test('a body with a declared length that has only partly arrived waits for the rest', async (t) => {
+  const { send, seen } = await bodyServer(t, async () => {})
+  assert.deepEqual(await send(['{"a":', '1', '}'], true), { status: 200, text: 'ok {"a":1}' })
+  assert.equal(seen[0].complete, false)
 })
