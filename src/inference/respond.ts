@@ -3,7 +3,7 @@ import type { RequestState } from '../http/context.js'
 import { ReplicaRejected, UpstreamError, UpstreamTimeout, errorJson } from '../errors/index.js'
 import { SseRelay } from '../upstream/sse.js'
 import { atTurnEnd } from '../http/turn-end.js'
-import { usageFrom } from '../upstream/usage.js'
+import { usageFrom, usageInReply, type TokenUsage } from '../upstream/usage.js'
 import type { Exchange } from '../upstream/exchange.js'
 import type { UpstreamCall } from '../upstream/proxy.js'
 import type { ModelRoute } from './models.js'
@@ -70,7 +70,8 @@ function checkReplicaError(status: number, text: string): void {
 /**
  * A non-streaming reply: read it, note its usage, rewrite the model name, and return what to
  * send: the replica's own bytes when nothing is rewritten (no second encoding), else the
- * rewritten text. Replica 5xx become our 502; 4xx (e.g. context too long) pass through.
+ * rewritten text. A 2xx reply that is not JSON is refused (502) when its usage cannot be
+ * found; one that holds a well-formed usage member is relayed as sent. Replica 5xx become our 502; 4xx (e.g. context too long) pass through.
  */
 export async function relayJson(
   call: UpstreamCall,
@@ -89,25 +90,33 @@ export async function relayJson(
   }
   call.done(null)
   if (status >= 500) throw new UpstreamError(`the replica failed (status ${status})`, { reason: `status_${status}` })
-  const text = raw.toString('utf8')
   const contentType = call.exchange.contentType ?? 'application/json'
-  if (status >= 400) checkReplicaError(status, text)
+  if (status >= 400) checkReplicaError(status, raw.toString('utf8'))
   if (status < 300) {
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(text)
-    } catch {
-      throw new UpstreamError('the replica sent a reply that is not valid JSON', { reason: 'invalid_reply' })
+    // The usage member alone, unless the audit keeps the whole completion. A reply without
+    // one is parsed whole: not JSON at all, it becomes a 502.
+    const usage = wantCompletion ? undefined : usageInReply(raw)
+    if (usage !== undefined) {
+      noteUsage(state, usage)
+    } else {
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(raw.toString('utf8'))
+      } catch {
+        throw new UpstreamError('the replica sent a reply that is not valid JSON', { reason: 'invalid_reply' })
+      }
+      const found = usageFrom(parsed)
+      if (found) noteUsage(state, found)
+      if (wantCompletion) state.completion = parsed
     }
-    const usage = usageFrom(parsed)
-    if (usage) {
-      state.promptTokens = usage.promptTokens
-      state.completionTokens = usage.completionTokens
-      state.usageSource = 'upstream'
-    }
-    if (wantCompletion) state.completion = parsed
   }
-  return { status, body: route.rewrite ? route.rewrite(text) : raw, contentType }
+  return { status, body: route.rewrite ? route.rewrite(raw.toString('utf8')) : raw, contentType }
+}
+
+function noteUsage(state: RequestState, usage: TokenUsage): void {
+  state.promptTokens = usage.promptTokens
+  state.completionTokens = usage.completionTokens
+  state.usageSource = 'upstream'
 }
 
 /**

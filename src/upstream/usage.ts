@@ -19,3 +19,67 @@ export function usageFrom(obj: unknown): TokenUsage | null {
   }
   return { promptTokens: num(u.prompt_tokens), completionTokens: num(u.completion_tokens) }
 }
+
+const USAGE_KEY = Buffer.from('"usage"')
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+const COLON = 0x3a
+const OPEN = 0x7b
+const CLOSE = 0x7d
+
+function skipSpace(bytes: Buffer, i: number): number {
+  while (i < bytes.length) {
+    const c = bytes[i]
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break
+    i++
+  }
+  return i
+}
+
+/**
+ * The usage of a whole JSON reply, read from its `"usage"` member alone, without parsing
+ * (or decoding) the rest: the reply is relayed as the replica's bytes, and parsing it all
+ * only to read two numbers cost more than anything else the gateway does with it (an
+ * embeddings reply is mostly floats). The last `"usage"` followed by a colon is a key, never
+ * text: inside a JSON string every quote is escaped. Returns undefined when no such member
+ * holding an object is found or the object does not parse; the caller then parses the whole
+ * reply (and learns whether it is JSON at all).
+ */
+export function usageInReply(bytes: Buffer): TokenUsage | undefined {
+  let at = bytes.length
+  for (;;) {
+    at = bytes.lastIndexOf(USAGE_KEY, at - 1)
+    if (at < 0) return undefined
+    let i = skipSpace(bytes, at + USAGE_KEY.length)
+    if (bytes[i] !== COLON) continue
+    i = skipSpace(bytes, i + 1)
+    if (bytes[i] !== OPEN) return undefined
+    const end = objectEnd(bytes, i)
+    if (end < 0) return undefined
+    try {
+      return usageFrom({ usage: JSON.parse(bytes.toString('utf8', i, end)) }) ?? undefined
+    } catch {
+      return undefined
+    }
+  }
+}
+
+/** Index just past the object that opens at `start`, or -1 if it does not close. */
+function objectEnd(bytes: Buffer, start: number): number {
+  let depth = 0
+  let inString = false
+  for (let i = start; i < bytes.length; i++) {
+    const c = bytes[i]
+    if (inString) {
+      if (c === BACKSLASH) i++
+      else if (c === QUOTE) inString = false
+    } else if (c === QUOTE) {
+      inString = true
+    } else if (c === OPEN) {
+      depth++
+    } else if (c === CLOSE && --depth === 0) {
+      return i + 1
+    }
+  }
+  return -1
+}
