@@ -9,9 +9,9 @@ import type { ServerResponse } from 'node:http'
  * exit to the host). Replies written one by one while the turn handles one replica's answer
  * after another wake the client once each; written together at the turn's end, the first
  * wakes it and the rest find it awake. On `npm run bench:cpu` that is a fifth to a quarter
- * of the gateway's CPU per request. A reply waits at most for the rest of its turn; at low
- * load that is its own request's bookkeeping (settlement, audit, metrics), which the client
- * used to overlap with reading the reply: ≈10% fewer RPS at c=1 (bench/README.md).
+ * of the gateway's CPU per request. A reply waits at most for the rest of its turn; a
+ * request's own bookkeeping (settlement, audit, metrics) is queued behind its reply
+ * (inference/pipeline.ts), so the client reads while the gateway does that.
  */
 let due: (() => void)[] = []
 let scheduled = false
