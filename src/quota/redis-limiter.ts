@@ -93,7 +93,7 @@ export class RedisQuotaLimiter implements QuotaLimiter {
     this.retryDelays = opts.settleRetryDelaysMs ?? [200, 500, 1000, 2000]
     this.daysKey = `${prefix}u:days`
     this.scripts = new QuotaScriptBatcher(this.wire, this.leaseTtlMs)
-    this.settler = new SettleBatcher(this.client, this.scripts, this.leaseTtlMs, this.daysKey, log, this.retryDelays)
+    this.settler = new SettleBatcher(this.client, this.scripts, this.wire, this.leaseTtlMs, this.daysKey, log, this.retryDelays)
     // One timer and one pipelined call renew every lease this process holds.
     this.renewTimer = setInterval(() => void this.renewLeases(), Math.max(10, Math.floor(this.leaseTtlMs / 3)))
     this.renewTimer.unref()

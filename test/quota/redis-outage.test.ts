@@ -111,6 +111,28 @@ test('a settlement that still fails after its retries is logged at error level',
   }
 })
 
+test('a usage counter Redis refuses is retried alone, then logged; the counters beside it are written', async () => {
+  const own = captureLogger()
+  const refusing = new RedisQuotaLimiter(client, 'ghw:', own, { settleRetryDelaysMs: [20, 20] })
+  try {
+    assert.ok(await eventually(() => refusing.isReady(), 5000))
+    const day = new Date().toISOString().slice(0, 10)
+    // Today's usage hash is a string now: every HINCRBY on it gets WRONGTYPE; the days set is fine.
+    await client.set(`ghw:u:${day}`, 'not a hash')
+    const subject = uniqueSubject('usage-refused')
+    const r = await refusing.reserve({ requestId: 'refused-1', subject, limits, reservedTokens: 100 })
+    await refusing.settle(r, { model: 'm', promptTokens: 3, completionTokens: 4 })
+    const errors = own.lines.filter((l) => l.level === 'error')
+    assert.equal(errors.length, 1, JSON.stringify(errors))
+    assert.equal(errors[0].fields?.requestId, 'refused-1')
+    assert.match(String(errors[0].fields?.error), /WRONGTYPE/)
+    assert.deepEqual(await client.smembers('ghw:u:days'), [day])
+  } finally {
+    await refusing.close()
+    await client.del(`ghw:u:${new Date().toISOString().slice(0, 10)}`, 'ghw:u:days')
+  }
+})
+
 test('close waits for a settlement still being retried, so it is applied or logged before shutdown ends', async () => {
   const closing = new RedisQuotaLimiter(client, 'gho:', log, { settleRetryDelaysMs: [50, 50, 50] })
   assert.ok(await eventually(() => closing.isReady(), 5000))
