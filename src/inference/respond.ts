@@ -70,8 +70,9 @@ function checkReplicaError(status: number, text: string): void {
 /**
  * A non-streaming reply: read it, note its usage, rewrite the model name, and return what to
  * send: the replica's own bytes when nothing is rewritten (no second encoding), else the
- * rewritten text. A 2xx reply that is not JSON is refused (502) when its usage cannot be
- * found; one that holds a well-formed usage member is relayed as sent. Replica 5xx become our 502; 4xx (e.g. context too long) pass through.
+ * rewritten text. Replica 5xx become our 502; 4xx (e.g. context too long) pass through. A
+ * 2xx reply that is not JSON is refused (502) when its usage cannot be found; one that holds
+ * a well-formed usage member is relayed as sent, as a plain proxy would.
  */
 export async function relayJson(
   call: UpstreamCall,

@@ -46,10 +46,11 @@ function skipSpace(bytes: Buffer, i: number): number {
  * reply (and learns whether it is JSON at all).
  */
 export function usageInReply(bytes: Buffer): TokenUsage | undefined {
-  let at = bytes.length
-  for (;;) {
-    at = bytes.lastIndexOf(USAGE_KEY, at - 1)
+  // Searched backwards from just before the last find (a negative offset would count from the end).
+  for (let from = bytes.length - 1; from >= 0; ) {
+    const at = bytes.lastIndexOf(USAGE_KEY, from)
     if (at < 0) return undefined
+    from = at - 1
     let i = skipSpace(bytes, at + USAGE_KEY.length)
     if (bytes[i] !== COLON) continue
     i = skipSpace(bytes, i + 1)
@@ -62,6 +63,7 @@ export function usageInReply(bytes: Buffer): TokenUsage | undefined {
       return undefined
     }
   }
+  return undefined
 }
 
 /** Index just past the object that opens at `start`, or -1 if it does not close. */

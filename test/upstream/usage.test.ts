@@ -62,6 +62,9 @@ test('a reply without a usage object is left to the full parse', () => {
     '{"id":"x","usage":{"prompt_tokens":5',
     '{"id":"x","usage":{"prompt_tokens":5,}}',
     '<html>502 Bad Gateway</html>',
+    '"usage"',
+    '"usage" "usage"',
+    '["usage",{"usage":1}]',
     '',
   ]
   for (const text of none) assert.equal(usageInReply(Buffer.from(text)), undefined, text)
