@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path'
 import { startGateway, startSim, type Child } from '../test/helpers/processes.js'
 import { startRedis } from '../test/helpers/redis.js'
 import { runWrk } from './wrk.js'
-import { benchGatewayConfig, createBenchKey, startNodeMin, startUndiciFloor } from './setup.js'
+import { benchGatewayConfig, createBenchKey, startNodeMin, startFloor } from './setup.js'
 
 // `npm run bench:cpu`: CPU time per request of each process on the measured core (gateway or
 // node-min, simulator, Redis), read from /proc/PID/stat around a wrk run. Far steadier than
@@ -16,7 +16,8 @@ import { benchGatewayConfig, createBenchKey, startNodeMin, startUndiciFloor } fr
 // REDIS_CPUS (1: beside the gateway and the simulator), CPU_COMPARE (another checkout, built:
 // its gateway joins as "baseline-full" and alternates with ours, e.g. a `git worktree` of the
 // commit before a change), CPU_FLOOR (1: also bench/undici-floor.ts, a proxy with the gateway's
-// transport and none of its features; 0 leaves it out).
+// transport and none of its features, and bench/socket-floor.ts, the same over plain sockets;
+// 0 leaves them out).
 // Each row also gives the proxy's CPU over the simulator's: the simulator does the same work
 // in every run, so the ratio cancels most of a busy host's drift (compare medians of rounds).
 
@@ -59,9 +60,11 @@ async function main(): Promise<void> {
       targets.push({ name: 'node-min', url: nodeMin.url, pid: nodeMin.child.proc.pid!, headers: {} })
     }
     if (FLOOR) {
-      const floor = await startUndiciFloor(sim.url, '1')
-      children.push(floor.child)
-      targets.push({ name: 'undici-floor', url: floor.url, pid: floor.child.proc.pid!, headers: {} })
+      for (const kind of ['undici', 'socket'] as const) {
+        const floor = await startFloor(kind, sim.url, '1')
+        children.push(floor.child)
+        targets.push({ name: `${kind}-floor`, url: floor.url, pid: floor.child.proc.pid!, headers: {} })
+      }
     }
     for (const variant of VARIANTS) {
       const config = benchGatewayConfig({ redisUrl: variant === 'embedded' ? null : redis.url, simUrls: [sim.url], limited: variant !== 'noquota' })

@@ -56,9 +56,13 @@ export async function startNodeMin(upstreamUrl: string, cpus: string): Promise<{
   return startProxy((port) => [script, '--port', String(port), '--upstream', upstreamUrl], cpus)
 }
 
-/** The project's own floor for a Node proxy with undici (bench/undici-floor.ts) in front of `upstreamUrl`, pinned to `cpus`. */
-export function startUndiciFloor(upstreamUrl: string, cpus: string): Promise<{ child: Child; url: string }> {
-  return startProxy((port) => [resolve(import.meta.dirname, 'undici-floor.js'), String(port), upstreamUrl], cpus)
+/**
+ * One of the project's own floors in front of `upstreamUrl`, pinned to `cpus`: 'undici'
+ * (bench/undici-floor.ts, the gateway's transport) or 'socket' (bench/socket-floor.ts, plain
+ * keep-alive sockets).
+ */
+export function startFloor(kind: 'undici' | 'socket', upstreamUrl: string, cpus: string): Promise<{ child: Child; url: string }> {
+  return startProxy((port) => [resolve(import.meta.dirname, `${kind}-floor.js`), String(port), upstreamUrl], cpus)
 }
 
 /** A Node proxy script on a free port (`args` of that port), pinned to `cpus`, once it answers. */
