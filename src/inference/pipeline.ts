@@ -55,8 +55,8 @@ async function serveInference(
   } finally {
     // A whole reply (or an error) waits in the turn-end queue: the bookkeeping goes after it,
     // in the same batch, so the client reads its reply while the gateway settles, audits and
-    // measures, and no later request of this turn's reads is served before it. A stream was
-    // ended by the relay already: its bookkeeping runs now.
+    // measures, and all of it is done before the next socket is read. A stream was ended by
+    // the relay already: its bookkeeping runs now.
     if (out.writableEnded) recordFinished(deps, state, incoming, out)
     else atTurnEnd(() => recordFinished(deps, state, incoming, out))
   }
