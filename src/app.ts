@@ -14,6 +14,7 @@ import { createErrorHandler } from './http/errors.js'
 import { createInferenceHandler, type InferenceHandler } from './inference/handler.js'
 import { createRecorder, type RequestMetrics } from './inference/recorder.js'
 import { createInferencePipeline, type FastPath } from './inference/pipeline.js'
+import { OpenRequests } from './http/open-requests.js'
 import { buildModelCatalog, modelObject, resolveModel } from './inference/models.js'
 import type { Telemetry } from './telemetry/index.js'
 import type { InferenceRoute } from './inference/routes.js'
@@ -40,7 +41,7 @@ const INFERENCE_ROUTES: readonly InferenceRoute[] = ['/v1/chat/completions', '/v
  * the Hono app, and the fast path that serves the inference POSTs with the same steps
  * straight from node:http (main.ts puts it in front of the app).
  */
-export function buildApp(deps: AppDeps): { app: Hono<GatewayEnv>; fastPath: FastPath } {
+export function buildApp(deps: AppDeps): { app: Hono<GatewayEnv>; fastPath: FastPath; openRequests: OpenRequests } {
   const { config } = deps
   const app = new Hono<GatewayEnv>()
   const catalog = buildModelCatalog(config)
@@ -68,7 +69,8 @@ export function buildApp(deps: AppDeps): { app: Hono<GatewayEnv>; fastPath: Fast
     c.var.state.route = routeLabel(c.req.path)
     await next()
   })
-  const recorder = { catalog, quota: deps.quota, audit: deps.audit, metrics: deps.metrics, log: deps.log }
+  const openRequests = new OpenRequests()
+  const recorder = { catalog, quota: deps.quota, audit: deps.audit, metrics: deps.metrics, log: deps.log, open: openRequests }
   app.use('/v1/*', createRecorder(recorder))
   const admit = () => {
     if (config.audit.failClosed && !deps.audit.isHealthy()) {
@@ -123,7 +125,7 @@ export function buildApp(deps: AppDeps): { app: Hono<GatewayEnv>; fastPath: Fast
   app.notFound((c) => onError(new NotFound(`no route for ${c.req.method} ${c.req.path.slice(0, 200)}`, { reason: 'unknown_route' }), c))
   app.onError(onError)
   const fastPath = createInferencePipeline({ recorder, authentication, admit, log: deps.log }, handlers)
-  return { app, fastPath }
+  return { app, fastPath, openRequests }
 }
 
 const KNOWN_ROUTES = new Set<string>([...INFERENCE_ROUTES, '/v1/models'])

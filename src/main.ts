@@ -57,7 +57,7 @@ export async function startGateway(config: Config, log: Logger = createLogger())
     usage: (filter) => quota.queryUsage(filter),
     upstreams: () => balancer.snapshot(),
   })
-  const { app, fastPath } = buildApp({
+  const { app, fastPath, openRequests } = buildApp({
     config,
     log,
     authenticator,
@@ -90,6 +90,8 @@ export async function startGateway(config: Config, log: Logger = createLogger())
         await closeServer(server, graceMs)
         await metricsServer.close()
         await balancer.close()
+        // Requests cut above are recorded on a later turn: settle and audit them before the store and trail close.
+        await openRequests.idle(5000)
         await authenticator.close()
         await quota.close()
         await keyStore.close()

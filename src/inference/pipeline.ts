@@ -46,6 +46,7 @@ async function serveInference(
   out: ServerResponse,
 ): Promise<void> {
   const state = newRequestState(requestIdFrom(incoming.headers['x-request-id'] as string | undefined), route)
+  deps.recorder.open.begin()
   try {
     deps.admit()
     await authenticateRequest(deps.authentication, state, incoming.headers.authorization)
@@ -69,4 +70,5 @@ function recordFinished(deps: PipelineDeps, state: RequestState, incoming: Incom
   } catch (err) {
     deps.log.error('recording a finished request failed', { requestId: state.requestId, error: String(err) })
   }
+  deps.recorder.open.end()
 }

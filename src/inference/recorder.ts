@@ -7,6 +7,7 @@ import type { GatewayEnv, RequestState } from '../http/context.js'
 import type { ModelCatalog } from './models.js'
 import type { Metrics } from '../metrics/index.js'
 import { isoTimestamp } from '../audit/timestamp.js'
+import type { OpenRequests } from '../http/open-requests.js'
 
 /** The recorders the request path uses (from the metrics module). */
 export type RequestMetrics = Pick<Metrics, 'requests' | 'duration' | 'ttft' | 'tokens' | 'rateLimited' | 'authFailure'>
@@ -17,6 +18,8 @@ export interface RecorderDeps {
   audit: AuditSink
   metrics: RequestMetrics
   log: Logger
+  /** Every request is counted here from its start until it is recorded. */
+  open: OpenRequests
 }
 
 /** The audit line for a finished /v1 request (SPEC section 5): every field, null when absent. */
@@ -56,12 +59,17 @@ export function requestAuditEvent(state: RequestState, incoming: IncomingMessage
  */
 export function createRecorder(deps: RecorderDeps): MiddlewareHandler<GatewayEnv> {
   return async (c, next) => {
+    deps.open.begin()
     try {
       await next()
     } finally {
       const state = c.var.state
       if (state.status === 0) state.status = c.res.status
-      finishRequest(deps, state, c.env.incoming)
+      try {
+        finishRequest(deps, state, c.env.incoming)
+      } finally {
+        deps.open.end()
+      }
     }
   }
 }

@@ -91,6 +91,7 @@ export function createBalancer(deps: BalancerDeps): UpstreamBalancer {
     if (group.replicas.get(r.origin) === r) group.replicas.delete(r.origin)
     log.info('upstream replica removed', { upstream: group.name, replica: r.id })
     r.dispatcher.close().catch(() => {})
+    r.client.close().catch(() => {})
   }
 
   const runCheck = async (group: UpstreamGroup, r: ReplicaState): Promise<void> => {
@@ -242,8 +243,10 @@ export function createBalancer(deps: BalancerDeps): UpstreamBalancer {
         grace = setTimeout(res, timing.closeGraceMs)
         grace.unref()
       })
-      await Promise.race([Promise.all(replicas.map((r) => r.dispatcher.close().catch(() => {}))), cut])
+      const closing = replicas.flatMap((r) => [r.dispatcher.close().catch(() => {}), r.client.close()])
+      await Promise.race([Promise.all(closing), cut])
       clearTimeout(grace)
+      for (const r of replicas) r.client.destroy()
       await Promise.all(replicas.map((r) => (r.dispatcher.destroyed ? undefined : r.dispatcher.destroy().catch(() => {}))))
     },
   }

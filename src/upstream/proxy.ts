@@ -22,7 +22,7 @@ export interface SendRequest {
   /** The client's departure: cancels the attempt in flight. */
   cancellation: Cancellation
   affinityKey?: string
-  /** Longest silence while reading the body; 0 turns undici's own timer off. */
+  /** Longest silence while reading the body; 0 turns the client's own timer off. */
   bodyTimeout: number
 }
 
@@ -65,16 +65,8 @@ export async function sendWithRetries(balancer: Balancer, req: SendRequest): Pro
     const startedAt = performance.now()
     const exchange = new Exchange()
     req.cancellation.onCancel(() => exchange.abort(CLIENT_GONE))
-    replica.dispatcher.dispatch(
-      {
-        origin: replica.origin,
-        path: req.path,
-        method: 'POST',
-        headers: req.headers,
-        body: req.body,
-        headersTimeout: timeouts.firstByteMs,
-        bodyTimeout: req.bodyTimeout,
-      },
+    replica.client.dispatch(
+      { path: req.path, headers: req.headers, body: req.body, headersTimeout: timeouts.firstByteMs, bodyTimeout: req.bodyTimeout },
       exchange,
     )
     try {

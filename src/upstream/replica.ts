@@ -1,4 +1,5 @@
 import { Pool } from 'undici'
+import { Http1Pool } from './http1-pool.js'
 import type { UpstreamConfig } from '../config/index.js'
 import { HealthTracker, type HealthPolicy } from './health.js'
 import type { VllmLoad } from './scrape-parse.js'
@@ -39,7 +40,10 @@ export function originOf(target: string): string {
  * Only the balancer mutates it.
  */
 export class ReplicaState implements Replica {
+  /** Health checks and scrapes. */
   readonly dispatcher: Pool
+  /** Inference requests (the hot path): see http1-pool.ts. */
+  readonly client: Http1Pool
   readonly health: HealthTracker
   /** Requests the gateway has begun and not yet ended on this replica. */
   inFlight = 0
@@ -73,12 +77,14 @@ export class ReplicaState implements Replica {
     policy?: Readonly<HealthPolicy>,
   ) {
     this.health = new HealthTracker(policy)
-    // Keep-alive pool, one request per connection at a time (vLLM and Ollama do not pipeline);
-    // no connection cap, so health checks and scrapes never queue behind long streams.
+    // Keep-alive pools, one request per connection at a time (vLLM and Ollama do not pipeline);
+    // no connection cap, and checks and scrapes on their own pool, so they never queue behind
+    // long streams.
     this.dispatcher = new Pool(origin, {
       pipelining: 1,
       connect: { timeout: config.timeouts.connectMs },
     })
+    this.client = new Http1Pool(origin, config.timeouts.connectMs)
   }
 
   get id(): string {

@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import type { Http1Pool } from './http1-pool.js'
 import type { UpstreamConfig } from '../config/index.js'
 
 /** One replica (pod / process) of an upstream, with its own keep-alive pool. */
@@ -7,14 +8,17 @@ export interface Replica {
   /** Stable id for labels and logs: the origin, e.g. `http://10.0.0.11:8000`. */
   readonly id: string
   readonly origin: string
+  /** Health checks and scrapes. */
   readonly dispatcher: Dispatcher
+  /** Inference requests. */
+  readonly client: Http1Pool
   readonly config: UpstreamConfig
 }
 
 export interface RequestOutcome {
   /** HTTP status from the replica, or null on a connection error / timeout. */
   status: number | null
-  /** undici error code or our own ('first_byte_timeout', 'idle_timeout', 'dropped'). */
+  /** Client error code (undici's names, see http1-pool.ts) or our own ('first_byte_timeout', 'idle_timeout', 'dropped'). */
   error: string | null
   durationMs: number
 }

@@ -9,6 +9,7 @@ import type { Principal } from '../../src/auth/types.js'
 import { replyAtTurnEnd } from '../../src/http/turn-end.js'
 import { UpstreamError } from '../../src/errors/index.js'
 import { createLogger } from '../../src/log/index.js'
+import { OpenRequests } from '../../src/http/open-requests.js'
 
 const principal: Principal = {
   subject: 'key:test',
@@ -27,6 +28,7 @@ const principal: Principal = {
 async function servePipeline(handler: InferenceHandler) {
   const recorded: { event: AuditEvent; replyWritten: boolean }[] = []
   let current: ServerResponse | null = null
+  const open = new OpenRequests()
   const deps: PipelineDeps = {
     admit: () => {},
     log: createLogger('error', () => {}),
@@ -47,6 +49,7 @@ async function servePipeline(handler: InferenceHandler) {
         reopen: async () => {},
         close: async () => {},
       },
+      open,
     },
   }
   const fastPath = createInferencePipeline(deps, new Map([['/v1/chat/completions', handler]]))
@@ -68,7 +71,7 @@ async function servePipeline(handler: InferenceHandler) {
       req.on('error', reject)
       req.end('{}')
     })
-  return { recorded, post, close: () => server.close() }
+  return { recorded, post, open, close: () => server.close() }
 }
 
 test('a whole reply is written before its request is settled, audited and measured', async (t) => {
@@ -108,4 +111,27 @@ test('a reply the handler ended itself (a stream) is recorded once, with the sta
   assert.deepEqual(reply, { status: 201, body: 'data: [DONE]\n\n' })
   assert.equal(gw.recorded.length, 1)
   assert.equal(gw.recorded[0].event.status, 201)
+})
+
+test('a request counts as open from its start until it is recorded, so a shutdown can wait for it', async (t) => {
+  let release!: () => void
+  const held = new Promise<void>((resolve) => (release = resolve))
+  const gw = await servePipeline(async (_incoming, out, state) => {
+    await held
+    state.status = 200
+    replyAtTurnEnd(out, 200, { 'content-type': 'application/json' }, '{}')
+  })
+  t.after(gw.close)
+  const reply = gw.post()
+  for (let i = 0; i < 200 && gw.open.count === 0; i++) await new Promise((r) => setTimeout(r, 5))
+  assert.equal(gw.open.count, 1, 'the request in the handler is not counted')
+  let idle = false
+  const waited = gw.open.idle(60_000).then(() => (idle = true))
+  await new Promise((r) => setImmediate(r))
+  assert.equal(idle, false, 'idle() resolved while a request was open')
+  release()
+  await reply
+  await waited
+  assert.equal(gw.recorded.length, 1, 'idle before the request was recorded')
+  assert.equal(gw.open.count, 0)
 })

@@ -7,10 +7,10 @@ import type { ModelRoute } from '../../src/inference/models.js'
 import { newRequestState } from '../../src/http/context.js'
 import { UpstreamError } from '../../src/errors/index.js'
 
-/** A replica's whole reply, delivered through an Exchange as undici would deliver it. */
+/** A replica's whole reply, delivered through an Exchange as Http1Pool would deliver it. */
 function replyCall(status: number, body: string): { call: UpstreamCall; outcomes: (string | null)[] } {
   const exchange = new Exchange()
-  exchange.onHeaders(status, [Buffer.from('content-type'), Buffer.from('application/json')], () => {})
+  exchange.onHeaders(status, 'application/json', () => {})
   exchange.onData(Buffer.from(body))
   exchange.onComplete()
   const outcomes: (string | null)[] = []

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Pool } from 'undici'
+import { Http1Pool } from '../../src/upstream/http1-pool.js'
 import { Cancellation, Exchange, type BodyReader } from '../../src/upstream/exchange.js'
 
 // The Exchange against a real HTTP server on loopback: what arrives before a reader is
@@ -34,13 +34,13 @@ test('the body that arrived before read() is delivered first, in order, then the
     res.write('{"a":')
     setTimeout(() => res.end('1}'), 30)
   })
-  const pool = new Pool(up.origin)
+  const pool = new Http1Pool(up.origin, 1000)
   t.after(async () => {
     await pool.close()
     up.server.close()
   })
   const ex = new Exchange()
-  pool.dispatch({ origin: up.origin, path: '/', method: 'POST', body: '{}' }, ex)
+  pool.dispatch({ path: '/', headers: {}, body: '{}', headersTimeout: 5000, bodyTimeout: 0 }, ex)
   await ex.started
   assert.equal(ex.status, 201)
   assert.equal(ex.contentType, 'application/json; charset=utf-8')
@@ -51,7 +51,7 @@ test('the body that arrived before read() is delivered first, in order, then the
 
 test('aborted before the connection exists: started rejects with the reason and the server sees nothing', async (t) => {
   const up = await listen((_req, res) => res.end('late'))
-  const pool = new Pool(up.origin)
+  const pool = new Http1Pool(up.origin, 1000)
   t.after(async () => {
     await pool.close()
     up.server.close()
@@ -59,12 +59,12 @@ test('aborted before the connection exists: started rejects with the reason and 
   const ex = new Exchange()
   const cancellation = new Cancellation()
   cancellation.onCancel(() => ex.abort(new Error('client left')))
-  pool.dispatch({ origin: up.origin, path: '/', method: 'POST', body: '{}' }, ex)
+  pool.dispatch({ path: '/', headers: {}, body: '{}', headersTimeout: 5000, bodyTimeout: 0 }, ex)
   cancellation.cancel()
   await assert.rejects(ex.started, /client left/)
   // A request that did go out would be answered within this time.
   const probe = new Exchange()
-  pool.dispatch({ origin: up.origin, path: '/', method: 'POST', body: '{}' }, probe)
+  pool.dispatch({ path: '/', headers: {}, body: '{}', headersTimeout: 5000, bodyTimeout: 0 }, probe)
   await probe.started
   assert.equal(await collect(probe), 'late')
   assert.equal(up.seen(), 1, 'only the probe reached the server')
@@ -76,14 +76,14 @@ test('aborted mid-body: the reader gets the reason as its error, once', async (t
     res.write('data: {"n":1}\n\n')
     // Never ends: only the abort can finish this exchange.
   })
-  const pool = new Pool(up.origin)
+  const pool = new Http1Pool(up.origin, 1000)
   t.after(async () => {
-    await pool.destroy()
+    pool.destroy()
     up.server.closeAllConnections()
     up.server.close()
   })
   const ex = new Exchange()
-  pool.dispatch({ origin: up.origin, path: '/', method: 'POST', body: '{}' }, ex)
+  pool.dispatch({ path: '/', headers: {}, body: '{}', headersTimeout: 5000, bodyTimeout: 0 }, ex)
   await ex.started
   const outcome = await new Promise<{ chunks: number; errors: string[] }>((resolve) => {
     let chunks = 0
