@@ -9,6 +9,7 @@ import { RequestTooLarge, InvalidRequest } from '../errors/index.js'
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const declared = req.headers['content-length']
   if (declared !== undefined && Number(declared) > maxBytes) {
+    discardRest(req, maxBytes)
     return Promise.reject(tooLarge(maxBytes))
   }
   // Whole already: node marks a request complete only in a later callback than the one that
@@ -28,8 +29,7 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
       size += chunk.length
       if (size > maxBytes) {
         cleanup()
-        // Stop reading; the connection is closed after the 413 is sent.
-        req.pause()
+        discardRest(req, maxBytes)
         reject(tooLarge(maxBytes))
         return
       }
@@ -67,11 +67,30 @@ const EMPTY = Buffer.alloc(0)
  */
 function takeBuffered(req: IncomingMessage, maxBytes: number): Buffer {
   if (req.readableLength > maxBytes) {
-    req.pause()
+    discardRest(req, maxBytes)
     throw tooLarge(maxBytes)
   }
   const data = req.readableLength === 0 ? null : (req.read() as Buffer | null)
   return data ?? EMPTY
+}
+
+/** Past this many dropped bytes (or 4× the limit, when larger) an oversize body's connection is cut. */
+const MAX_DISCARDED_BYTES = 64 * 1024 * 1024
+
+/**
+ * After a 413, the rest of the body is read and dropped, so the client can finish sending and
+ * read the answer: closing the connection while it still sends makes its kernel answer with a
+ * reset, and most clients then report a broken pipe instead of the 413. A client that keeps
+ * sending past the bound is cut (and node's requestTimeout bounds the time).
+ */
+function discardRest(req: IncomingMessage, maxBytes: number): void {
+  const bound = Math.max(MAX_DISCARDED_BYTES, 4 * maxBytes)
+  let dropped = 0
+  req.on('data', (chunk: Buffer) => {
+    dropped += chunk.length
+    if (dropped > bound) req.socket.destroy()
+  })
+  req.resume()
 }
 
 function tooLarge(maxBytes: number): RequestTooLarge {

@@ -31,7 +31,6 @@ export function errorReply(err: Error, state: RequestState | undefined, log: Log
     body = errorJson(err)
     for (const k in err.headers) headers[k] = err.headers[k]
     if (state) state.reason = err.reason ?? err.code
-    if (status === 413) headers.connection = 'close'
     if (status >= 500) log.error('request failed', { requestId: state?.requestId, status, reason: err.reason ?? err.code })
   } else if (err instanceof ClientGone) {
     // Nobody is listening; 499 (nginx's "client closed request") is for the audit line only.

@@ -18,10 +18,13 @@ async function bodyServer(t: { after: (fn: () => void) => void }, whenToRead: (r
         const body = await readBody(req, LIMIT)
         res.end(`ok ${body.toString()}`)
       } catch (err) {
-        res.writeHead(413, { connection: 'close' }).end(err instanceof RequestTooLarge ? 'too large' : String(err))
+        // As the gateway answers (http/errors.ts): no `connection: close`, the rest of the body is dropped.
+        res.writeHead(413).end(err instanceof RequestTooLarge ? 'too large' : String(err))
       }
     })()
   })
+  let connections = 0
+  server.on('connection', () => connections++)
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const agent = new Agent({ keepAlive: true, maxSockets: 1 })
@@ -44,7 +47,7 @@ async function bodyServer(t: { after: (fn: () => void) => void }, whenToRead: (r
     for await (const c of res) text += c
     return { status: res.statusCode ?? 0, text }
   }
-  return { send, seen }
+  return { send, seen, connections: () => connections }
 }
 
 const untilComplete = async (req: IncomingMessage) => {
@@ -93,4 +96,16 @@ test('a body with a declared length that has only partly arrived waits for the r
   const { send, seen } = await bodyServer(t, async () => {})
   assert.deepEqual(await send(['{"a":', '1', '}'], true), { status: 200, text: 'ok {"a":1}' })
   assert.equal(seen[0].complete, false)
+})
+
+test('an oversize body is read to its end and dropped: the client gets its 413, and the connection serves the next request', async (t) => {
+  const big = 'x'.repeat(8 * 1024 * 1024)
+  for (const whenToRead of [async () => {}, untilDeclaredLengthArrived]) {
+    const server = await bodyServer(t, whenToRead)
+    for (const declareLength of [true, false]) {
+      assert.deepEqual(await server.send([big], declareLength), { status: 413, text: 'too large' })
+      assert.deepEqual(await server.send(['small']), { status: 200, text: 'ok small' })
+    }
+    assert.equal(server.connections(), 1, 'the connection was closed after a 413')
+  }
 })
