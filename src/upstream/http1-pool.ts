@@ -1,6 +1,7 @@
 import { connect as connectTcp, isIP, type Socket } from 'node:net'
 import { connect as connectTls } from 'node:tls'
 import { ReplyReader } from './http1-reply.js'
+import { atTurnEnd } from '../http/turn-end.js'
 
 /**
  * The replica request path's HTTP/1.1 client: keep-alive connections to one origin, one
@@ -144,7 +145,11 @@ class Connection {
     if (this.handler !== handler) return // aborted from within onConnect
     if (this.waitingFor === 'connect') this.pendingHeadersTimeout = req.headersTimeout
     else this.arm('headers', req.headersTimeout)
-    this.socket.write(head + req.body)
+    // Sent with the turn's other writes (see http/turn-end.ts): the replica, which shares the
+    // gateway's core in a small deployment, is then woken once per turn, not once per request.
+    atTurnEnd(() => {
+      if (this.serial === serial && this.handler === handler) this.socket.write(head + req.body)
+    })
   }
 
   private arm(what: 'headers' | 'body' | 'idle', ms: number): void {

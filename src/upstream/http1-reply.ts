@@ -27,6 +27,14 @@ export class ReplyFormatError extends Error {
   }
 }
 
+/** The value of an ASCII hex digit, or -1. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48
+  if (c >= 97 && c <= 102) return c - 87
+  if (c >= 65 && c <= 70) return c - 55
+  return -1
+}
+
 export const MAX_HEAD_BYTES = 64 * 1024
 const MAX_SIZE_LINE = 1024
 const CR = 13
@@ -263,6 +271,20 @@ export class ReplyReader {
 
   /** `1a;ext=v\r\n`: the next chunk's size. */
   private readSizeLine(data: Buffer, at: number): number {
+    // Usual case (a whole `1a\r\n` in this piece, no extension): read from the bytes, no string.
+    if (this.sizeLine === '') {
+      let size = 0
+      let i = at
+      for (; i < data.length && i - at <= 12; i++) {
+        const v = hexDigit(data[i])
+        if (v < 0) break
+        size = size * 16 + v
+      }
+      if (i > at && i - at <= 12 && i + 1 < data.length && data[i] === CR && data[i + 1] === LF) {
+        this.startChunk(size)
+        return i + 2
+      }
+    }
     const lf = data.indexOf(LF, at)
     const stop = lf < 0 ? data.length : lf
     this.sizeLine += data.toString('latin1', at, stop)
@@ -275,7 +297,11 @@ export class ReplyReader {
     if (end < 0) end = line.length - 1
     const hex = line.slice(0, end).trimEnd()
     if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new ReplyFormatError('HPE_INVALID_CHUNK_SIZE', 'malformed chunk size')
-    const size = parseInt(hex, 16)
+    this.startChunk(parseInt(hex, 16))
+    return lf + 1
+  }
+
+  private startChunk(size: number): void {
     if (size === 0) {
       this.phase = Phase.Trailers
       this.trailerBytes = 0
@@ -283,11 +309,14 @@ export class ReplyReader {
       this.remaining = size
       this.phase = Phase.ChunkData
     }
-    return lf + 1
   }
 
   /** The CRLF after a chunk's data. */
   private readChunkEnd(data: Buffer, at: number): number {
+    if (this.sizeLine === '' && at + 1 < data.length && data[at] === CR && data[at + 1] === LF) {
+      this.phase = Phase.ChunkSize
+      return at + 2
+    }
     while (at < data.length && this.sizeLine.length < 2) {
       this.sizeLine += String.fromCharCode(data[at])
       at++
