@@ -1,7 +1,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createServer as createTlsServer } from 'node:tls'
 import { Http1Pool, type ReplicaRequest, type ReplyHandler } from '../../src/upstream/http1-pool.js'
 import { freePort } from '../helpers/ports.js'
 
@@ -330,4 +335,49 @@ test('close() lets the request in flight finish and refuses new ones; destroy() 
   const outcome = await cut
   assert.deepEqual([outcome.error?.code, outcome.body], ['UND_ERR_DESTROYED', 'ab'])
   assert.equal(other.connections, 0)
+})
+
+test('an https replica: its certificate is verified (an untrusted one fails before anything is sent), a trusted one carries the request', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-tls-'))
+  const made = spawnSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-subj', '/CN=replica', '-addext', 'subjectAltName=IP:127.0.0.1',
+  ])
+  assert.equal(made.status, 0, `openssl could not make a test certificate: ${made.stderr}`)
+  let requests = 0
+  const server = createTlsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (s) => {
+    s.on('error', () => {})
+    s.on('data', () => {
+      requests++
+      s.write(ok('{"tls":true}'))
+    })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.after(() => server.close())
+  const origin = `https://127.0.0.1:${(server.address() as { port: number }).port}`
+
+  const pool = new Http1Pool(origin, 1000)
+  t.after(() => pool.destroy())
+  const untrusted = await send(pool)
+  assert.equal(untrusted.error?.code, 'DEPTH_ZERO_SELF_SIGNED_CERT')
+  assert.equal(requests, 0, 'a request went to a replica whose certificate was not verified')
+
+  // Trusted the way a deployment trusts a private CA: NODE_EXTRA_CA_CERTS, in a process of its own.
+  const script = `
+    import { Http1Pool } from ${JSON.stringify(new URL('../../src/upstream/http1-pool.js', import.meta.url).href)}
+    const pool = new Http1Pool(${JSON.stringify(origin)}, 1000)
+    let body = ''
+    pool.dispatch({ path: '/v1/chat/completions', headers: {}, body: '{}', headersTimeout: 5000, bodyTimeout: 5000 }, {
+      onConnect() {}, onHeaders: (s) => { body += s + ' '; return true }, onData: (c) => { body += c; return true },
+      onComplete: () => { console.log(body); pool.destroy() }, onError: (e) => { console.log('error ' + e.code); pool.destroy() },
+    })`
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') } })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => (output += d))
+  const timer = setTimeout(() => child.kill(), 15_000)
+  await once(child, 'exit')
+  clearTimeout(timer)
+  assert.equal(output.trim(), '200 {"tls":true}')
+  assert.equal(requests, 1)
 })
