@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync } from 'node:fs'
-import { createServer, type Server, type Socket } from 'node:net'
+import { connect as connectTcp, createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer as createTlsServer } from 'node:tls'
@@ -380,4 +380,28 @@ test('an https replica: its certificate is verified (an untrusted one fails befo
   clearTimeout(timer)
   assert.equal(output.trim(), '200 {"tls":true}')
   assert.equal(requests, 1)
+})
+
+test('a replica that never completes the connection: UND_ERR_CONNECT_TIMEOUT after connectMs', async (t) => {
+  // A listener whose process never accepts (its event loop is blocked): once its small backlog is
+  // full, the kernel drops further connection attempts, so the next connect hangs.
+  const script = `
+    const server = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+      console.log(server.address().port)
+      setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20000), 50)
+    })`
+  const child = spawn(process.execPath, ['-e', script])
+  t.after(() => child.kill('SIGKILL'))
+  const [line] = (await once(child.stdout, 'data')) as [Buffer]
+  const port = Number(line.toString().trim())
+  await new Promise((r) => setTimeout(r, 200))
+  const fillers = Array.from({ length: 4 }, () => connectTcp(port, '127.0.0.1').on('error', () => {}))
+  t.after(() => fillers.forEach((s) => s.destroy()))
+  await new Promise((r) => setTimeout(r, 200))
+  const pool = new Http1Pool(`http://127.0.0.1:${port}`, 300)
+  t.after(() => pool.destroy())
+  const out = await Promise.race([send(pool, request({ headersTimeout: 60_000 })), new Promise<null>((r) => setTimeout(() => r(null), 10_000))])
+  assert.ok(out !== null, 'the connect attempt never ended')
+  assert.equal(out.error?.code, 'UND_ERR_CONNECT_TIMEOUT')
+  assert.equal(pool.connections, 0)
 })
