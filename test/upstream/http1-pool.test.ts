@@ -80,6 +80,16 @@ const request = (over: Partial<ReplicaRequest> = {}): ReplicaRequest => ({
   ...over,
 })
 
+/** A pool on `up`, both closed when the test ends. */
+function poolFor(t: { after: (fn: () => Promise<void>) => void }, up: Replica): Http1Pool {
+  const pool = new Http1Pool(up.origin, 1000)
+  t.after(async () => {
+    pool.destroy()
+    await up.close()
+  })
+  return pool
+}
+
 /** Sends one request and collects its whole outcome; `hooks` can act on the handler's events. */
 function send(
   pool: Http1Pool,
@@ -121,11 +131,7 @@ const ok = (body: string, extra = '') => `HTTP/1.1 200 OK\r\ncontent-type: appli
 
 test('a request goes out as one POST with its headers and exact length; keep-alive connections are reused', async (t) => {
   const up = await replica((s) => s.write(ok('{"id":1}')))
-  const pool = new Http1Pool(up.origin, 1000)
-  t.after(async () => {
-    pool.destroy()
-    await up.close()
-  })
+  const pool = poolFor(t, up)
   const body = '{"model":"m","messages":[{"role":"user","content":"Grüße, 世界"}]}'
   const first = await send(pool, request({ body, headers: { 'content-type': 'application/json', 'x-request-id': 'r1', 'content-length': '1', connection: 'close', host: 'evil' } }))
   assert.deepEqual([first.status, first.contentType, first.body, first.error, first.completions], [200, 'application/json', '{"id":1}', null, 1])
@@ -141,11 +147,7 @@ test('a request goes out as one POST with its headers and exact length; keep-ali
 
 test('a header value that could end its line is refused and nothing is sent', async (t) => {
   const up = await replica((s) => s.write(ok('{}')))
-  const pool = new Http1Pool(up.origin, 1000)
-  t.after(async () => {
-    pool.destroy()
-    await up.close()
-  })
+  const pool = poolFor(t, up)
   const unsafe: Record<string, string>[] = [{ 'x-request-id': 'a\r\nx-admin: 1' }, { 'x-bad\r\nname': 'v' }, { 'x-nul': 'a\0b' }]
   for (const headers of unsafe) {
     const out = await send(pool, request({ headers }))
@@ -165,11 +167,7 @@ test('a connection is not reused when the replica says close, frames badly or se
     ok('{"n":6}'),
   ]
   const up = await replica((s, _r, n) => s.write(answers[n - 1]))
-  const pool = new Http1Pool(up.origin, 1000)
-  t.after(async () => {
-    pool.destroy()
-    await up.close()
-  })
+  const pool = poolFor(t, up)
   const bodies: string[] = []
   for (let i = 0; i < answers.length; i++) {
     const out = await send(pool)
@@ -185,11 +183,7 @@ test('a replica that closes an idle connection: the next request gets a fresh on
     s.write(ok('{}'))
     setTimeout(() => s.end(), 5)
   })
-  const pool = new Http1Pool(up.origin, 1000)
-  t.after(async () => {
-    pool.destroy()
-    await up.close()
-  })
+  const pool = poolFor(t, up)
   assert.equal((await send(pool)).status, 200)
   for (let i = 0; i < 100 && pool.connections > 0; i++) await new Promise((r) => setTimeout(r, 10))
   assert.equal(pool.connections, 0, 'the closed connection was kept')
@@ -241,11 +235,7 @@ test('an abort ends the request once, closes its connection, and a late abort to
     if (n === 1) s.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n5\r\ndata:\r\n')
     else s.write(ok(`{"n":${n}}`))
   })
-  const pool = new Http1Pool(up.origin, 1000)
-  t.after(async () => {
-    pool.destroy()
-    await up.close()
-  })
+  const pool = poolFor(t, up)
   const aborted = await send(pool, request(), {
     onData: (_c, abort) => {
       abort(new Error('client left'))
@@ -275,11 +265,7 @@ test('backpressure: a handler that pauses stops the reading until it resumes', a
     s.write(`HTTP/1.1 200 OK\r\ncontent-length: ${size}\r\n\r\n`)
     s.write(Buffer.alloc(size, 97))
   })
-  const pool = new Http1Pool(up.origin, 1000)
-  t.after(async () => {
-    pool.destroy()
-    await up.close()
-  })
+  const pool = poolFor(t, up)
   let received = 0
   let resume: () => void = () => {}
   const finished = new Promise<string | null>((resolve) => {
